@@ -1,0 +1,51 @@
+# The README's commands. Each target creates or reuses .venv and installs what is missing.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+# Offline data: the course's archives beside the checkout (as CI has them), if present.
+# An explicit CONVBOOK_DATA in the environment wins.
+CONVBOOK_DATA ?= $(abspath $(wildcard ../shared/data))
+export CONVBOOK_DATA
+export MPLBACKEND := Agg
+export PYTHONHASHSEED := 0
+
+.PHONY: install system-deps test unit book browser-test screenshots bench clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian packages: the Fashion-MNIST files and a headless browser (needs root).
+system-deps:
+	@if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || ! command -v chromium >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist chromium; \
+	fi
+
+# Unit tests of convbook, then every chapter re-executed and compared by nbval.
+# Tests never download: a missing dataset fails with an error saying where to get it.
+test: $(STAMP)
+	CONVBOOK_OFFLINE=1 $(PY) -m pytest
+
+unit: $(STAMP)
+	CONVBOOK_OFFLINE=1 $(PY) -m pytest tests
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+browser-test: book
+	$(PY) scripts/browser_check.py _build/html
+
+screenshots: book
+	$(PY) scripts/screenshots.py _build/html screenshots
+
+bench: $(STAMP)
+	$(PY) benchmarks/lenet_speed.py
+
+clean:
+	rm -rf _build

@@ -1,0 +1,10 @@
+"""convbook: the helper package of ConvBook, an executable course on CNNs in PyTorch.
+
+Every chapter imports it as ``import convbook as cb``. Each submodule has one job:
+``sources`` (where dataset files come from), ``data`` (datasets as tensors and loaders),
+``apparel`` (the competition format of chapter 7), ``ops`` (the operations chapters 2–5
+build by hand), ``models``, ``train`` and ``plot``.
+"""
+from . import apparel, data, models, ops, plot, sources, train
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""convbook.apparel — being written; see CONTRIBUTING.md for its API."""

@@ -1,0 +1,1 @@
+"""convbook.data — being written; see CONTRIBUTING.md for its API."""

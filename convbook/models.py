@@ -1,0 +1,1 @@
+"""convbook.models — being written; see CONTRIBUTING.md for its API."""

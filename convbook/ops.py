@@ -1,0 +1,1 @@
+"""convbook.ops — being written; see CONTRIBUTING.md for its API."""

@@ -1,0 +1,1 @@
+"""convbook.plot — being written; see CONTRIBUTING.md for its API."""

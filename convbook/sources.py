@@ -1,0 +1,1 @@
+"""convbook.sources — being written; see CONTRIBUTING.md for its API."""

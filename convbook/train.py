@@ -1,0 +1,1 @@
+"""convbook.train — being written; see CONTRIBUTING.md for its API."""
