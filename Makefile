@@ -10,7 +10,7 @@ export CONVBOOK_DATA
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: install system-deps test unit book browser-test screenshots bench clean
+.PHONY: install system-deps test unit execute book browser-test screenshots bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -34,6 +34,14 @@ test: $(STAMP)
 
 unit: $(STAMP)
 	CONVBOOK_OFFLINE=1 $(PY) -m pytest tests
+
+# Re-execute chapters in place after editing them or convbook: make execute NB=chapters/06_lenet.ipynb
+NB ?= $(sort $(wildcard chapters/*.ipynb))
+execute: $(STAMP)
+	for nb in $(NB); do \
+	  CONVBOOK_OFFLINE=1 $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.record_timing=False --ExecutePreprocessor.timeout=1200 $$nb || exit 1; \
+	done
 
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
