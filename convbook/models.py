@@ -1,1 +1,348 @@
-"""convbook.models — being written; see CONTRIBUTING.md for its API."""
+"""convbook.models — every network the course trains, plus tools to inspect them.
+
+Each model is a small ``nn.Module`` whose docstring says where it comes from and which
+chapter trains it. The classic ones (``LeNet``, ``ConvNet``, ``CifarNet``, ``ApparelCNN``)
+follow their source exactly, so the course can reproduce and then beat the published
+numbers; ``ModernLeNet`` and ``SmallCNN`` are the course's improvements.
+
+The helpers ``count_parameters`` and ``layer_table`` answer the two questions chapter 6
+asks of every network: how big is it, and what shape does each layer produce?
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = [
+    "MLP",
+    "LeNet",
+    "ModernLeNet",
+    "ApparelCNN",
+    "ConvNet",
+    "CifarNet",
+    "SmallCNN",
+    "init_xavier",
+    "count_parameters",
+    "layer_table",
+]
+
+
+class MLP(nn.Module):
+    """A multilayer perceptron on flattened images: the baseline of chapter 1.
+
+    ``Flatten`` followed by one ``Linear``–``ReLU`` pair per entry of ``hidden`` and a final
+    ``Linear`` to ``num_classes`` logits. With the defaults it is the one-hidden-layer MLP
+    that chapter 1 compares against a CNN on Fashion-MNIST (and the apparel tutorial's
+    65 % baseline architecture).
+    """
+
+    def __init__(
+        self, in_features: int = 784, hidden: Sequence[int] = (256,), num_classes: int = 10
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = in_features
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        layers.append(nn.Linear(width, num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class LeNet(nn.Module):
+    """LeNet-5 as d2l builds it (LeCun et al., 1998): chapter 6.
+
+    Sigmoid activations and average pooling, as in the original; the first convolution
+    pads by 2 so that 28×28 Fashion-MNIST images play the role of the 32×32 originals.
+    61,706 parameters. Input ``(N, 1, 28, 28)``. The layers are ``self.net`` (an
+    ``nn.Sequential``), so ``model.net[:2]`` gives the first feature maps.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(),
+            nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(),
+            nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.Flatten(),
+            nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(),
+            nn.Linear(120, 84), nn.Sigmoid(),
+            nn.Linear(84, 10),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ModernLeNet(nn.Module):
+    """LeNet's skeleton with today's parts: chapter 6's improved model.
+
+    Same layer sizes as :class:`LeNet`, but every convolution and hidden linear layer is
+    followed by batch normalisation (Ioffe & Szegedy, 2015) and ReLU, and pooling takes the
+    maximum. Layers followed by batch norm have no bias, because batch norm's own shift
+    makes it redundant. Input ``(N, 1, 28, 28)``; layers in ``self.net``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 6, kernel_size=5, padding=2, bias=False), nn.BatchNorm2d(6),
+            nn.ReLU(), nn.MaxPool2d(kernel_size=2, stride=2),
+            nn.Conv2d(6, 16, kernel_size=5, bias=False), nn.BatchNorm2d(16),
+            nn.ReLU(), nn.MaxPool2d(kernel_size=2, stride=2),
+            nn.Flatten(),
+            nn.Linear(16 * 5 * 5, 120, bias=False), nn.BatchNorm1d(120), nn.ReLU(),
+            nn.Linear(120, 84, bias=False), nn.BatchNorm1d(84), nn.ReLU(),
+            nn.Linear(84, 10),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ApparelCNN(nn.Module):
+    """The "Identify the Apparels" tutorial's CNN, as published: chapter 7's starting point.
+
+    Two blocks of 3×3 convolution (4 channels, padding 1), batch norm, ReLU and 2×2 max
+    pooling take a 28×28 image to 4×7×7, and one linear layer maps that to 10 logits.
+    Tiny on purpose (the tutorial reached about 71–72 %); chapter 7 shows what it lacks.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 4, kernel_size=3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=2),
+            nn.Conv2d(4, 4, kernel_size=3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=2),
+            nn.Flatten(),
+            nn.Linear(4 * 7 * 7, 10),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ConvNet(nn.Module):
+    """The MNIST tutorial's ``ConvNet``: chapter 8.
+
+    Two unpadded 3×3 convolutions (10 then 5 channels) shrink 28×28 to 24×24, so the
+    flattened features number 24·24·5 = 2880; three linear layers (64, 32, 10) follow.
+    No pooling, hence most of its parameters sit in the first linear layer. The layers are
+    ``self.layers``, the tutorial's attribute name.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(1, 10, kernel_size=3), nn.ReLU(),
+            nn.Conv2d(10, 5, kernel_size=3), nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(24 * 24 * 5, 64), nn.ReLU(),
+            nn.Linear(64, 32), nn.ReLU(),
+            nn.Linear(32, 10),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class CifarNet(nn.Module):
+    """The CIFAR-10 tutorial's ``Net``: chapter 9's baseline (53 % in the tutorial).
+
+    conv 3→6 (5×5), ReLU, 2×2 max pool, conv 6→16 (5×5), ReLU, 2×2 max pool, flatten to
+    16·5·5 = 400 features and one linear layer to 10 logits. Unlike PyTorch's own CIFAR-10
+    tutorial it has a single linear layer, as in the source. Input ``(N, 3, 32, 32)``. The
+    attribute names and the shared pooling module are the tutorial's.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, 5)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.lin1 = nn.Linear(16 * 5 * 5, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        return self.lin1(torch.flatten(x, 1))
+
+
+def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
+    """3×3 same-padding convolution, batch norm, ReLU: SmallCNN's building block."""
+    return [
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    ]
+
+
+class SmallCNN(nn.Module):
+    """The course's stronger small CNN: chapters 7 (Fashion-MNIST) and 9 (CIFAR-10).
+
+    Three stages at widths ``width``, ``2·width``, ``4·width`` with 2×2 max pooling
+    between them; stage 1 has one conv–BN–ReLU block (it runs at full resolution, where
+    compute is dearest), stages 2 and 3 have two. Global average pooling makes the head
+    independent of the input size, so the same class serves 28×28 and 32×32 images; dropout
+    and one linear layer produce the logits. Sized to train on a 2-core CPU in minutes.
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32) -> None:
+        super().__init__()
+        w1, w2, w3 = width, 2 * width, 4 * width
+        self.features = nn.Sequential(
+            *_conv_bn_relu(in_channels, w1),
+            nn.MaxPool2d(2),
+            *_conv_bn_relu(w1, w2), *_conv_bn_relu(w2, w2),
+            nn.MaxPool2d(2),
+            *_conv_bn_relu(w2, w3), *_conv_bn_relu(w3, w3),
+        )
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(w3, num_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def init_xavier(model: nn.Module) -> None:
+    """Xavier-uniform weights and zero biases for every Linear and Conv2d (d2l's recipe).
+
+    Chapter 6 uses it for the sigmoid LeNet, whose training stalls with poorly scaled
+    weights. Modifies ``model`` in place and returns ``None`` (so a notebook cell ending
+    with the call prints nothing).
+    """
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """The number of scalar parameters in ``model`` (trainable or not), as d2l counts."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def _check_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
+    """Validate ``input_shape``; a ``(C, H, W)`` shape becomes a batch of one."""
+    shape = tuple(input_shape)
+    if not shape or not all(isinstance(n, int) and n > 0 for n in shape):
+        raise ValueError(f"input_shape must be positive integers, got {input_shape!r}")
+    return (1, *shape) if len(shape) == 3 else shape
+
+
+def _expected_input(module: nn.Module) -> str:
+    """What a layer accepts, in words, for error messages."""
+    if isinstance(module, nn.Conv2d):
+        return f"(N, {module.in_channels}, H, W)"
+    if isinstance(module, nn.Linear):
+        return f"(N, {module.in_features})"
+    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        return f"{module.num_features} channels"
+    return "a different shape"
+
+
+def _tensor_shape(output: object) -> tuple[int, ...]:
+    """Shape of a layer's output (the first tensor when it returns several)."""
+    if isinstance(output, (tuple, list)):
+        output = next((o for o in output if isinstance(o, torch.Tensor)), None)
+    return tuple(output.shape) if isinstance(output, torch.Tensor) else ()
+
+
+def _recorded_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Leaf modules, plus any container that holds parameters of its own."""
+    return [
+        (name, module)
+        for name, module in model.named_modules()
+        if not list(module.children()) or list(module.parameters(recurse=False))
+    ]
+
+
+def _own_parameters(module: nn.Module) -> int:
+    """Parameters registered on ``module`` itself, not on its children."""
+    return sum(p.numel() for p in module.parameters(recurse=False))
+
+
+class _ShapeRecorder:
+    """Forward hooks that log each recorded module's output shape as the model runs."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.rows: list[dict] = []
+        self.running: tuple[str, nn.Module, tuple[int, ...]] | None = None
+        self._seen: set[int] = set()
+        self._handles = []
+        for name, module in _recorded_modules(model):
+            self._handles.append(module.register_forward_pre_hook(self._before(name)))
+            self._handles.append(module.register_forward_hook(self._after(name)))
+
+    def _before(self, name: str):
+        def hook(module: nn.Module, args: tuple) -> None:
+            self.running = (name, module, _tensor_shape(args))
+        return hook
+
+    def _after(self, name: str):
+        def hook(module: nn.Module, args: tuple, output: object) -> None:
+            params = 0 if id(module) in self._seen else _own_parameters(module)
+            self._seen.add(id(module))
+            self.running = None
+            self.rows.append({"module": name, "layer": type(module).__name__,
+                              "output shape": _tensor_shape(output), "parameters": params})
+        return hook
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+def _dummy_batch(model: nn.Module, shape: tuple[int, ...]) -> torch.Tensor:
+    """Zeros of ``shape`` on the model's device, in its floating dtype."""
+    first = next(model.parameters(), None)
+    if first is None or not first.is_floating_point():
+        return torch.zeros(shape)
+    return torch.zeros(shape, device=first.device, dtype=first.dtype)
+
+
+def layer_table(model: nn.Module, input_shape: Sequence[int]) -> pd.DataFrame:
+    """Each layer's output shape and parameter count, in forward order (chapter 6).
+
+    Runs one dummy batch of zeros of ``input_shape`` — ``(N, C, H, W)``, or ``(C, H, W)``
+    for a batch of one — through ``model`` and records every leaf module as it is called
+    (a module called twice, like CifarNet's shared pooling, gets two rows; its parameters
+    count once). The model runs in eval mode under ``torch.no_grad()``, so batch-norm
+    statistics are untouched; each module's mode is restored and no hooks are left behind.
+
+    Returns a DataFrame with columns ``layer`` (class name), ``output shape`` and
+    ``parameters``, indexed by the module's name in the model. A shape the model cannot
+    take raises ``ValueError`` naming the layer, what it expects and what it got.
+    """
+    shape = _check_input_shape(input_shape)
+    modes = {module: module.training for module in model.modules()}
+    recorder = _ShapeRecorder(model)
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(_dummy_batch(model, shape))
+    except RuntimeError as error:
+        where = str(error)
+        if recorder.running is not None:
+            name, module, got = recorder.running
+            where = (f"layer {name!r} ({type(module).__name__}) expects "
+                     f"{_expected_input(module)} but got {got}")
+        raise ValueError(f"{type(model).__name__} cannot take input of shape {shape}: {where}"
+                         ) from error
+    finally:
+        recorder.remove()
+        for module, training in modes.items():
+            module.training = training
+    table = pd.DataFrame(recorder.rows, columns=["module", "layer", "output shape", "parameters"])
+    return table.set_index("module")
