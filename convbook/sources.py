@@ -1,1 +1,425 @@
-"""convbook.sources — being written; see CONTRIBUTING.md for its API."""
+"""Where the course's dataset files come from, checked before anything reads them.
+
+Every chapter loads data through :mod:`convbook.data`, which asks :func:`locate` for a
+folder that ``torchvision.datasets`` can open with ``download=False``. ``locate`` looks,
+in order, in
+
+1. the ``root`` you pass,
+2. ``$CONVBOOK_DATA`` (a folder with torchvision layouts such as ``MNIST/raw/*.gz``
+   and/or archives such as ``cifar-10-python.tar.gz``),
+3. the Debian package folder :data:`DEBIAN_FASHION_MNIST` (Fashion-MNIST only),
+4. the cache (:func:`cache_dir`),
+
+and, if none has the files, downloads them into the cache from every mirror in
+:data:`MIRRORS` in turn (unless told not to). Sources are only read: anything that must be
+decompressed or extracted is written into the cache, through a temporary file and
+``os.replace``, so a crash never leaves a half-written file under its final name.
+
+Every file is checked against a known MD5 before it is used, so a truncated or corrupt
+copy raises :class:`CorruptDatasetError` naming the file instead of yielding garbage
+tensors. The idea is explained for readers in chapter 1 ("Where the data comes from").
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import os
+import shutil
+import struct
+import tarfile
+import tempfile
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from torchvision import datasets
+
+__all__ = [
+    "DatasetNotFoundError",
+    "CorruptDatasetError",
+    "DEBIAN_FASHION_MNIST",
+    "MIRRORS",
+    "cache_dir",
+    "locate",
+    "download",
+]
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """No source holds the dataset and downloading it was not allowed or failed."""
+
+
+class CorruptDatasetError(ValueError):
+    """A dataset file exists but is truncated, corrupt or not the file it claims to be."""
+
+
+#: Where ``apt-get install dataset-fashion-mnist`` puts the four Fashion-MNIST files.
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+#: Base URLs tried in order for each dataset; a file's URL is base + file name.
+#: torchvision's own mirrors come first; Fashion-MNIST also has its GitHub repository.
+MIRRORS: dict[str, list[str]] = {
+    "fashion_mnist": [
+        *datasets.FashionMNIST.mirrors,
+        "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
+    ],
+    "mnist": list(datasets.MNIST.mirrors),
+    "cifar10": [datasets.CIFAR10.url.rsplit("/", 1)[0] + "/"],
+}
+
+# MD5 of the *decompressed* idx files. The Debian package recompresses the official .gz
+# files, so their .gz MD5s differ from torchvision's; the content does not. These sums were
+# computed once from the decompressed official files (MNIST: the .gz files whose MD5s match
+# torchvision's; Fashion-MNIST: the Debian files, byte-identical in content to the release).
+_IDX_MD5 = {
+    "fashion_mnist": {
+        "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+        "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+        "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+    },
+    "mnist": {
+        "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+        "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+        "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+    },
+}
+# (magic number, shape) of each idx file: 0x801 = unsigned bytes, 1-D; 0x803 = 3-D.
+_IDX_HEADER = {
+    "train-images-idx3-ubyte": (0x803, (60000, 28, 28)),
+    "train-labels-idx1-ubyte": (0x801, (60000,)),
+    "t10k-images-idx3-ubyte": (0x803, (10000, 28, 28)),
+    "t10k-labels-idx1-ubyte": (0x801, (10000,)),
+}
+
+_CIFAR_DIR = datasets.CIFAR10.base_folder
+_CIFAR_MD5 = dict(
+    datasets.CIFAR10.train_list
+    + datasets.CIFAR10.test_list
+    + [[datasets.CIFAR10.meta["filename"], datasets.CIFAR10.meta["md5"]]]
+)
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """How one dataset is laid out: torchvision's folder and the files it needs."""
+
+    name: str
+    folder: str  # the sub-folder torchvision opens, e.g. "FashionMNIST/raw"
+    apt_hint: str  # an extra way to get the files, shown in DatasetNotFoundError
+
+
+_SPECS = {
+    "fashion_mnist": _Spec(
+        "fashion_mnist",
+        "FashionMNIST/raw",
+        "install the Debian package: sudo apt-get install dataset-fashion-mnist",
+    ),
+    "mnist": _Spec("mnist", "MNIST/raw", ""),
+    "cifar10": _Spec("cifar10", _CIFAR_DIR, ""),
+}
+
+
+def cache_dir() -> Path:
+    """The folder ``convbook`` writes into: ``$CONVBOOK_CACHE`` or ``~/.cache/convbook``."""
+    env = os.environ.get("CONVBOOK_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "convbook"
+
+
+def _offline() -> bool:
+    return os.environ.get("CONVBOOK_OFFLINE", "").strip().lower() in {"1", "true", "yes"}
+
+
+def _spec(name: str) -> _Spec:
+    if name not in _SPECS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(_SPECS)}")
+    return _SPECS[name]
+
+
+# --------------------------------------------------------------------------- checksums
+
+_verified: dict[tuple[str, int, int], str] = {}
+
+
+def _md5_of_file(path: Path) -> str:
+    """MD5 of a file, remembered per (path, size, mtime) so a chapter pays for it once."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _verified:
+        digest = hashlib.md5()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(_CHUNK), b""):
+                digest.update(chunk)
+        _verified[key] = digest.hexdigest()
+    return _verified[key]
+
+
+def _check_md5(path: Path, expected: str) -> None:
+    actual = _md5_of_file(path)
+    if actual != expected:
+        raise CorruptDatasetError(
+            f"{path}: MD5 {actual} does not match the official {expected}; the file is corrupt "
+            "or not the official release. Delete it and load the dataset again."
+        )
+
+
+def _check_idx_bytes(data: bytes, origin: Path, file: str) -> None:
+    """Check an idx file's magic number, shape and length before anyone reads it."""
+    magic, shape = _IDX_HEADER[file]
+    expected_len = 4 + 4 * len(shape) + _prod(shape)
+    if len(data) < 4 + 4 * len(shape):
+        raise CorruptDatasetError(f"{origin}: only {len(data)} bytes, too short for an idx header")
+    got_magic = struct.unpack(">I", data[:4])[0]
+    got_shape = struct.unpack(f">{len(shape)}I", data[4 : 4 + 4 * len(shape)])
+    if got_magic != magic or got_shape != shape:
+        raise CorruptDatasetError(
+            f"{origin}: idx header says magic {got_magic:#x} shape {got_shape}, "
+            f"expected magic {magic:#x} shape {shape} for {file}"
+        )
+    if len(data) != expected_len:
+        raise CorruptDatasetError(
+            f"{origin}: {len(data)} bytes, expected {expected_len} for {file} (truncated?)"
+        )
+
+
+def _prod(shape: Iterable[int]) -> int:
+    total = 1
+    for n in shape:
+        total *= n
+    return total
+
+
+# ------------------------------------------------------------------ writing atomically
+
+
+def _atomic_write(dest: Path, write) -> Path:
+    """Call ``write(file)`` on a temporary file beside ``dest``, then rename it into place."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def _gunzip_verified(src: Path, dest: Path, name: str) -> None:
+    """Decompress ``src`` to ``dest`` after checking its content, never half-written."""
+    file = dest.name
+    try:
+        with gzip.open(src, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError, zlib.error) as err:
+        raise CorruptDatasetError(f"{src}: not a valid gzip file ({err})") from err
+    _check_idx_bytes(data, src, file)
+    actual = hashlib.md5(data).hexdigest()
+    expected = _IDX_MD5[name][file]
+    if actual != expected:
+        raise CorruptDatasetError(
+            f"{src}: decompressed MD5 {actual} does not match the official {expected}"
+        )
+    _atomic_write(dest, lambda f: f.write(data))
+
+
+def _extract_cifar(archive: Path, dest_root: Path) -> None:
+    """Copy the CIFAR-10 batch files out of ``archive`` into ``dest_root``, verified."""
+    target = dest_root / _CIFAR_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    found = set()
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar:
+                base = member.name.rsplit("/", 1)[-1]
+                if not member.isfile() or base not in _CIFAR_MD5:
+                    continue
+                source = tar.extractfile(member)
+                _atomic_write(target / base, lambda f: shutil.copyfileobj(source, f, _CHUNK))
+                found.add(base)
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
+        raise CorruptDatasetError(f"{archive}: not a valid tar archive ({err})") from err
+    missing = sorted(set(_CIFAR_MD5) - found)
+    if missing:
+        raise CorruptDatasetError(f"{archive}: the archive lacks {missing}")
+    for base, md5 in _CIFAR_MD5.items():
+        try:
+            _check_md5(target / base, md5)
+        except CorruptDatasetError as err:
+            raise CorruptDatasetError(f"{archive} holds a corrupt file: {err}") from err
+
+
+# ------------------------------------------------------------------- finding the files
+
+
+def _idx_files(name: str) -> list[str]:
+    return list(_IDX_MD5[name])
+
+
+def _ready(name: str, folder: Path) -> bool:
+    """True when torchvision can open ``name`` under ``folder`` (files verified).
+
+    Raises CorruptDatasetError when the files are there but wrong.
+    """
+    spec = _spec(name)
+    if name == "cifar10":
+        files = {folder / spec.folder / base: md5 for base, md5 in _CIFAR_MD5.items()}
+    else:
+        files = {folder / spec.folder / f: md5 for f, md5 in _IDX_MD5[name].items()}
+    if not all(path.is_file() for path in files):
+        return False
+    for path, md5 in files.items():
+        _check_md5(path, md5)
+    return True
+
+
+def _archives(name: str, folder: Path) -> list[Path] | None:
+    """The compressed files for ``name`` directly in ``folder`` or in torchvision's layout."""
+    if name == "cifar10":
+        archive = folder / datasets.CIFAR10.filename
+        return [archive] if archive.is_file() else None
+    for base in (folder / _spec(name).folder, folder):
+        paths = [base / f"{f}.gz" for f in _idx_files(name)]
+        if all(p.is_file() for p in paths):
+            return paths
+    return None
+
+
+def _cache_ready(name: str, cache: Path) -> bool:
+    """Whether the cache already holds a good copy; a bad one is simply unpacked again."""
+    try:
+        return _ready(name, cache)
+    except CorruptDatasetError:
+        return False
+
+
+def _expected_files(name: str) -> str:
+    if name == "cifar10":
+        return f"{_CIFAR_DIR}/ or {datasets.CIFAR10.filename}"
+    return f"{_spec(name).folder}/*-ubyte[.gz] or *-ubyte.gz"
+
+
+def _unpack_into_cache(name: str, archives: list[Path], cache: Path) -> Path:
+    if name == "cifar10":
+        _extract_cifar(archives[0], cache)
+    else:
+        raw = cache / _spec(name).folder
+        for gz in archives:
+            _gunzip_verified(gz, raw / gz.name[: -len(".gz")], name)
+    return cache
+
+
+def _sources(name: str, root: str | Path | None) -> list[tuple[str, Path]]:
+    places = []
+    if root is not None:
+        places.append(("root=", Path(root).expanduser()))
+    if os.environ.get("CONVBOOK_DATA"):
+        places.append(("$CONVBOOK_DATA", Path(os.environ["CONVBOOK_DATA"]).expanduser()))
+    if name == "fashion_mnist":
+        places.append(("Debian package", DEBIAN_FASHION_MNIST))
+    places.append(("cache", cache_dir()))
+    return places
+
+
+def locate(name: str, root: str | Path | None = None, download: bool | None = None) -> Path:
+    """A folder from which ``torchvision.datasets`` opens ``name`` with ``download=False``.
+
+    ``name`` is ``"fashion_mnist"``, ``"mnist"`` or ``"cifar10"``. ``download=None``
+    downloads when no offline copy exists unless ``$CONVBOOK_OFFLINE=1``; ``False``
+    never downloads; ``True`` always may. See the module docstring for the search order.
+    """
+    spec = _spec(name)
+    cache = cache_dir()
+    looked = []
+    for label, folder in _sources(name, root):
+        if _ready(name, folder):
+            return folder
+        archives = _archives(name, folder)
+        if archives is not None:
+            if folder != cache and _cache_ready(name, cache):
+                return cache
+            return _unpack_into_cache(name, archives, cache)
+        looked.append(f"{label}: {folder} (no {_expected_files(name)})")
+    allowed = (not _offline()) if download is None else download
+    if not allowed:
+        raise DatasetNotFoundError(_not_found_message(spec, looked, None))
+    try:
+        return _unpack_into_cache(name, _download_archives(name, cache), cache)
+    except DatasetNotFoundError as err:
+        raise DatasetNotFoundError(_not_found_message(spec, looked, str(err))) from err
+
+
+def _not_found_message(spec: _Spec, looked: list[str], download_error: str | None) -> str:
+    lines = [f"Dataset {spec.name!r} not found. Looked in:"]
+    lines += [f"  - {place}" for place in looked]
+    lines.append("Fixes:")
+    if spec.apt_hint:
+        lines.append(f"  - {spec.apt_hint}")
+    lines.append(
+        "  - set CONVBOOK_DATA=/path/to/data, a folder holding torchvision's layout "
+        f"({spec.folder}/...) or the original archives"
+    )
+    if download_error is None:
+        lines.append("  - allow downloading: pass download=True, or unset CONVBOOK_OFFLINE")
+    else:
+        lines.append(f"Downloading failed too:\n{download_error}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- download
+
+
+def _download_archives(name: str, cache: Path) -> list[Path]:
+    if name == "cifar10":
+        dest = cache / datasets.CIFAR10.filename
+        urls = [base + dest.name for base in MIRRORS[name]]
+        return [download(urls, dest, datasets.CIFAR10.tgz_md5)]
+    resources = (datasets.FashionMNIST if name == "fashion_mnist" else datasets.MNIST).resources
+    raw = cache / _spec(name).folder
+    return [
+        download([base + file for base in MIRRORS[name]], raw / file, md5)
+        for file, md5 in resources
+    ]
+
+
+def download(url_list: list[str], dest: str | Path, md5: str) -> Path:
+    """Fetch ``dest`` from the first URL in ``url_list`` that serves bytes with ``md5``.
+
+    Each try streams into a temporary file beside ``dest``; only a verified file is
+    renamed to ``dest``. A failed try leaves nothing behind. When every URL fails,
+    :class:`DatasetNotFoundError` lists each URL and why it failed.
+    """
+    dest = Path(dest)
+    if not url_list:
+        raise ValueError(f"no URLs given to download {dest.name}")
+    if dest.is_file() and _md5_of_file(dest) == md5:
+        return dest
+    failures = []
+    for url in url_list:
+        try:
+            _atomic_write(dest, lambda f: _fetch_verified(url, f, md5))
+            print(f"Downloaded {dest.name} from {url}")
+            return dest
+        except (OSError, ValueError, http.client.HTTPException) as err:
+            failures.append(f"  - {url}: {err}")
+    raise DatasetNotFoundError(
+        f"could not download {dest.name}; every mirror failed:\n" + "\n".join(failures)
+    )
+
+
+def _fetch_verified(url: str, out, md5: str) -> None:
+    digest = hashlib.md5()
+    request = urllib.request.Request(url, headers={"User-Agent": "convbook"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        for chunk in iter(lambda: response.read(_CHUNK), b""):
+            digest.update(chunk)
+            out.write(chunk)
+    if digest.hexdigest() != md5:
+        raise ValueError(f"MD5 {digest.hexdigest()} does not match the expected {md5}")
