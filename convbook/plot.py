@@ -1,1 +1,371 @@
-"""convbook.plot — being written; see CONTRIBUTING.md for its API."""
+"""convbook.plot — the course's figures, headless-safe and sized for the book's page.
+
+Every function builds a new figure with ``plt.subplots``, titles and labels it, and
+returns the ``matplotlib.figure.Figure``; nothing calls ``plt.show``. In a notebook, end
+the line with ``;`` and the inline backend shows the figure exactly once. Figures are at
+most 9 inches wide at 100 dpi, so they stay legible at the book's ~700 px text width.
+
+``confusion_matrix`` is the one function here that computes rather than draws: chapters
+7–9 use it to see which classes a model confuses.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch
+
+__all__ = [
+    "show_matrix",
+    "show_images",
+    "show_feature_maps",
+    "show_kernels",
+    "plot_history",
+    "confusion_matrix",
+    "plot_confusion_matrix",
+    "plot_architecture",
+]
+
+MAX_WIDTH = 9.0  # inches; at DPI this is the widest figure the book page shows well
+DPI = 100
+WRONG = "#c62828"  # caption colour of a wrong prediction
+ANNOTATE_LIMIT = 16  # show_matrix writes numbers only into matrices up to this size
+
+
+def _subplots(nrows: int, ncols: int, width: float, height: float, **kwargs):
+    """``plt.subplots`` at the book's dpi, never wider than ``MAX_WIDTH``."""
+    return plt.subplots(nrows, ncols, figsize=(min(width, MAX_WIDTH), height), dpi=DPI,
+                        squeeze=False, **kwargs)
+
+
+def _as_tensor(x, name: str, ndim: int, layout: str) -> torch.Tensor:
+    """``x`` as a detached CPU float tensor with ``ndim`` dimensions, or a ValueError."""
+    tensor = torch.as_tensor(x).detach().cpu()
+    if tensor.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D {layout}, got shape {tuple(tensor.shape)}")
+    return tensor.float()
+
+
+def _format_number(value: float) -> str:
+    """Integers without '.0'; other numbers with at most two decimals."""
+    if float(value).is_integer():
+        return str(int(value))
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _annotate_cells(ax: Axes, values: torch.Tensor, labels: Sequence[str]) -> None:
+    """Write ``labels`` (row-major) into the cells of an ``imshow``, legible on any shade."""
+    low, high = values.min().item(), values.max().item()
+    middle = (low + high) / 2
+    h, w = values.shape
+    for (i, j), text in zip(((i, j) for i in range(h) for j in range(w)), labels):
+        dark = high > low and values[i, j].item() > middle
+        ax.text(j, i, text, ha="center", va="center", fontsize=10,
+                color="white" if dark else "black")
+
+
+def show_matrix(X, title: str | None = None, annotate: bool = True) -> Figure:
+    """A small 2-D tensor as a shaded grid with its numbers written in (chapters 2–5).
+
+    Shows inputs, kernels and outputs of cross-correlation and pooling the way d2l prints
+    them, but as a picture. Integers are written without ``.0``, other values with at most
+    two decimals. Numbers are written only when ``annotate`` and the matrix is at most
+    ``ANNOTATE_LIMIT`` cells on each side; larger matrices get a colour bar instead.
+    """
+    values = _as_tensor(X, "X", 2, "(rows, columns)")
+    h, w = values.shape
+    cell = min(0.55, MAX_WIDTH / max(w, 1), 6.0 / max(h, 1))
+    fig, axes = _subplots(1, 1, max(2.5, cell * w + 1.2), max(2.0, cell * h + 0.9))
+    ax = axes[0, 0]
+    image = ax.imshow(values.numpy(), cmap="Blues")
+    if annotate and max(h, w) <= ANNOTATE_LIMIT:
+        _annotate_cells(ax, values, [_format_number(v) for v in values.flatten().tolist()])
+    else:
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    if max(h, w) <= ANNOTATE_LIMIT:
+        ax.set_xticks(range(w))
+        ax.set_yticks(range(h))
+    ax.set_xlabel("column")
+    ax.set_ylabel("row")
+    ax.set_title(title or f"{h} × {w} matrix")
+    fig.tight_layout()
+    return fig
+
+
+def _display_range(images: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] unchanged; normalised ones min–max rescaled per image for display."""
+    if images.min() >= 0 and images.max() <= 1:
+        return images
+    flat = images.flatten(1)
+    low = flat.min(dim=1).values.view(-1, 1, 1, 1)
+    high = flat.max(dim=1).values.view(-1, 1, 1, 1)
+    return (images - low) / (high - low).clamp_min(1e-12)
+
+
+def _check_labels(values, name: str, n: int, class_names) -> list[int] | None:
+    """``values`` as a list of ``n`` class indices that ``class_names`` can name."""
+    if values is None:
+        return None
+    indices = torch.as_tensor(values).flatten().tolist()
+    if len(indices) != n:
+        raise ValueError(f"{name} has {len(indices)} entries but there are {n} images")
+    if class_names is not None and any(not 0 <= i < len(class_names) for i in indices):
+        raise ValueError(f"{name} must lie in [0, {len(class_names)}) to index class_names")
+    return indices
+
+
+def _caption(index: int, labels, predictions, class_names) -> tuple[str, str]:
+    """Caption text and colour of one image: the prediction, red with the truth when wrong."""
+    name = (lambda k: class_names[k]) if class_names is not None else str
+    if predictions is None:
+        return (name(labels[index]) if labels is not None else "", "black")
+    predicted = name(predictions[index])
+    if labels is None or labels[index] == predictions[index]:
+        return predicted, "black"
+    return f"{predicted}\n(true: {name(labels[index])})", WRONG
+
+
+def show_images(images, labels=None, *, class_names: Sequence[str] | None = None,
+                predictions=None, ncols: int = 8, title: str | None = None) -> Figure:
+    """A grid of images with their labels, or predictions (wrong ones in red): chapters 1, 6–9.
+
+    ``images`` is ``(N, C, H, W)`` with ``C`` 1 (grayscale) or 3 (RGB), either in [0, 1] or
+    normalised (then each image is rescaled to its own range for display). ``labels`` and
+    ``predictions`` are class indices, named through ``class_names`` when given. A wrong
+    prediction's caption is red and also names the true class.
+    """
+    batch = _as_tensor(images, "images", 4, "(N, C, H, W)")
+    n, channels = batch.shape[:2]
+    if channels not in (1, 3) or n == 0:
+        raise ValueError(f"images must be (N, C, H, W) with N ≥ 1 and C 1 or 3, "
+                         f"got shape {tuple(batch.shape)}")
+    if ncols < 1:
+        raise ValueError(f"ncols must be at least 1, got {ncols}")
+    labels = _check_labels(labels, "labels", n, class_names)
+    predictions = _check_labels(predictions, "predictions", n, class_names)
+    pixels = _display_range(batch).permute(0, 2, 3, 1).numpy()
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    cell = min(1.2, MAX_WIDTH / ncols)
+    captions = labels is not None or predictions is not None
+    fig, axes = _subplots(nrows, ncols, cell * ncols, nrows * cell * (1.45 if captions else 1.05)
+                          + 0.4)
+    for index, ax in enumerate(axes.flat):
+        if index >= n:
+            fig.delaxes(ax)
+            continue
+        ax.imshow(pixels[index].squeeze(-1) if channels == 1 else pixels[index],
+                  cmap="gray" if channels == 1 else None, vmin=0, vmax=1)
+        text, colour = _caption(index, labels, predictions, class_names)
+        ax.set_title(text, fontsize=9, color=colour)
+        ax.axis("off")
+    fig.suptitle(title or f"{n} images")
+    fig.tight_layout()
+    return fig
+
+
+def show_feature_maps(maps, title: str | None = None) -> Figure:
+    """The channels of one example's activations, ``(C, H, W)``, side by side (chapters 4–6).
+
+    Each map gets its own colour scale (bright = strong response), because what matters is
+    where a channel responds, not how its scale compares with its neighbours'.
+    """
+    values = _as_tensor(maps, "maps", 3, "(C, H, W); for a batch pass maps[0]")
+    channels = values.shape[0]
+    ncols = min(channels, 8)
+    nrows = math.ceil(channels / ncols)
+    cell = min(1.3, MAX_WIDTH / ncols)
+    fig, axes = _subplots(nrows, ncols, cell * ncols, nrows * cell * 1.2 + 0.4)
+    for index, ax in enumerate(axes.flat):
+        if index >= channels:
+            fig.delaxes(ax)
+            continue
+        ax.imshow(values[index].numpy(), cmap="viridis")
+        ax.set_title(f"channel {index}", fontsize=9)
+        ax.axis("off")
+    fig.suptitle(title or f"{channels} feature maps")
+    fig.tight_layout()
+    return fig
+
+
+def _kernel_grid(n_out: int, n_in: int) -> tuple[int, int, list[tuple[int, int]]]:
+    """Grid rows, columns and the (out, in) kernel in each cell, row-major.
+
+    One row per output channel and one column per input channel; a single input channel
+    (a first layer) instead wraps its kernels into rows of up to eight.
+    """
+    if n_in == 1:
+        ncols = min(n_out, 8)
+        return math.ceil(n_out / ncols), ncols, [(o, 0) for o in range(n_out)]
+    return n_out, n_in, [(o, i) for o in range(n_out) for i in range(n_in)]
+
+
+def show_kernels(weight, title: str | None = None) -> Figure:
+    """Convolution weights ``(out, in, kh, kw)`` as a grid of small images (chapters 2, 6).
+
+    One row per output channel, one column per input channel (a first layer's kernels wrap
+    into rows). All kernels share one colour scale centred on zero (red positive, blue
+    negative), shown by the colour bar, so their strengths can be compared.
+    """
+    values = _as_tensor(weight, "weight", 4, "(out_channels, in_channels, kh, kw)")
+    n_out, n_in = values.shape[:2]
+    nrows, ncols, cells = _kernel_grid(n_out, n_in)
+    cell = min(0.9, (MAX_WIDTH - 1.4) / ncols, 7.0 / nrows)
+    fig, axes = _subplots(nrows, ncols, cell * ncols + 1.4, cell * nrows + 0.8,
+                          layout="constrained")
+    limit = values.abs().max().item() or 1.0
+    for index, ax in enumerate(axes.flat):
+        if index >= len(cells):
+            fig.delaxes(ax)
+            continue
+        o, i = cells[index]
+        image = ax.imshow(values[o, i].numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if n_in == 1:
+            ax.set_title(f"out {o}", fontsize=8)
+        elif o == 0:
+            ax.set_title(f"in {i}", fontsize=8)
+        if n_in > 1 and i == 0:
+            ax.set_ylabel(f"out {o}", fontsize=8)
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="weight")
+    fig.suptitle(title or f"{n_out} × {n_in} kernels of size "
+                 f"{values.shape[2]} × {values.shape[3]}")
+    return fig
+
+
+def _plot_metric(ax: Axes, history: pd.DataFrame, metric: str, label: str) -> None:
+    """Train and (when present) validation curves of one metric on one panel."""
+    marker = "o" if len(history) <= 30 else None
+    ax.plot(history["epoch"], history[f"train_{metric}"], marker=marker, label="train")
+    val = f"val_{metric}"
+    if val in history and history[val].notna().any():
+        ax.plot(history["epoch"], history[val], marker=marker, linestyle="--", label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(label)
+    ax.set_title(label)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    ax.legend()
+
+
+def plot_history(history: pd.DataFrame, title: str | None = None) -> Figure:
+    """Loss and accuracy per epoch from the DataFrame ``convbook.train.fit`` returns.
+
+    Needs the columns ``epoch``, ``train_loss`` and ``train_acc``; ``val_loss`` and
+    ``val_acc`` are drawn dashed when present and not all NaN (chapters 6–9).
+    """
+    if not isinstance(history, pd.DataFrame):
+        raise TypeError(f"history must be a pandas DataFrame, got {type(history).__name__}")
+    missing = [c for c in ("epoch", "train_loss", "train_acc") if c not in history]
+    if missing or history.empty:
+        raise ValueError(f"history needs rows and the columns epoch, train_loss, train_acc; "
+                         f"missing columns {missing}, {len(history)} rows")
+    fig, axes = _subplots(1, 2, 8.5, 3.4)
+    _plot_metric(axes[0, 0], history, "loss", "loss")
+    _plot_metric(axes[0, 1], history, "acc", "accuracy")
+    fig.suptitle(title or "Training history")
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(y_true, y_pred, num_classes: int) -> torch.Tensor:
+    """Counts of (true class, predicted class) pairs: an int64 ``(num_classes, num_classes)``.
+
+    Row ``i`` holds the examples whose true class is ``i``; column ``j`` those predicted as
+    ``j``, so the diagonal counts correct predictions (chapters 7–9).
+    """
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    true, pred = torch.as_tensor(y_true).cpu(), torch.as_tensor(y_pred).cpu()
+    for name, t in (("y_true", true), ("y_pred", pred)):
+        if t.ndim != 1:
+            raise ValueError(f"{name} must be 1-D, got shape {tuple(t.shape)}")
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise TypeError(f"{name} must hold integer class indices, got dtype {t.dtype}")
+        if t.numel() and (t.min() < 0 or t.max() >= num_classes):
+            raise ValueError(f"{name} must lie in [0, {num_classes}), "
+                             f"got values from {t.min().item()} to {t.max().item()}")
+    if len(true) != len(pred):
+        raise ValueError(f"y_true has {len(true)} entries but y_pred has {len(pred)}")
+    pairs = true.long() * num_classes + pred.long()
+    return torch.bincount(pairs, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def plot_confusion_matrix(cm, class_names: Sequence[str], title: str | None = None) -> Figure:
+    """A confusion matrix from :func:`confusion_matrix` as a heat map with its counts."""
+    counts = _as_tensor(cm, "cm", 2, "(num_classes, num_classes)")
+    k = counts.shape[0]
+    if counts.shape[1] != k or len(class_names) != k:
+        raise ValueError(f"cm must be square with one row per class name, got shape "
+                         f"{tuple(counts.shape)} and {len(class_names)} class names")
+    fig, axes = _subplots(1, 1, 1.6 + 0.62 * k, 1.4 + 0.55 * k)
+    ax = axes[0, 0]
+    image = ax.imshow(counts.numpy(), cmap="Blues")
+    _annotate_cells(ax, counts, [str(int(v)) for v in counts.flatten().tolist()])
+    ax.set_xticks(range(k), class_names, rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(k), class_names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title or "Confusion matrix")
+    fig.colorbar(image, ax=ax, label="examples")
+    fig.tight_layout()
+    return fig
+
+
+LAYER_COLOURS = {
+    "Conv": "#90caf9", "Linear": "#ef9a9a", "Pool": "#a5d6a7", "Norm": "#ce93d8",
+    "ReLU": "#ffe082", "Sigmoid": "#ffe082", "Tanh": "#ffe082", "Dropout": "#e0e0e0",
+}
+
+
+def _layer_colour(layer: str) -> str:
+    """Fill colour of a layer's box, by the kind of layer its class name says it is."""
+    return next((c for key, c in LAYER_COLOURS.items() if key in layer), "#eeeeee")
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    """An output shape without its batch dimension, e.g. ``6 × 28 × 28``."""
+    return " × ".join(str(n) for n in shape[1:]) or "scalar"
+
+
+def plot_architecture(model, input_shape: Sequence[int], title: str | None = None) -> Figure:
+    """A top-down box diagram of a model's layers with their output shapes (chapters 6, 7, 9).
+
+    One box per row of :func:`convbook.models.layer_table`, coloured by kind (convolution,
+    pooling, normalisation, activation, linear); beside each box its output shape (batch
+    dimension dropped) and parameter count. ``input_shape`` is as for ``layer_table``.
+    """
+    from .models import count_parameters, layer_table
+
+    table = layer_table(model, input_shape)
+    shape = tuple(input_shape) if len(input_shape) != 3 else (1, *input_shape)
+    rows = [("input", _shape_text(shape), "", "#ffffff")] + [
+        (layer, _shape_text(out), f"{params:,}" if params else "", _layer_colour(layer))
+        for layer, out, params in zip(table["layer"], table["output shape"], table["parameters"])]
+    step = 0.42
+    fig, axes = _subplots(1, 1, 6.5, step * len(rows) + 0.8)
+    ax = axes[0, 0]
+    for i, (layer, shape_text, params, colour) in enumerate(rows):
+        ax.add_patch(FancyBboxPatch((0.05, -i - 0.32), 0.9, 0.64, facecolor=colour,
+                                    edgecolor="#455a64", boxstyle="round,pad=0.02"))
+        ax.text(0.5, -i, layer, ha="center", va="center", fontsize=10, fontweight="bold")
+        ax.text(1.1, -i, shape_text, ha="left", va="center", fontsize=10)
+        ax.text(2.0, -i, params, ha="left", va="center", fontsize=9, color="#455a64")
+        if i:
+            ax.annotate("", xy=(0.5, -i + 0.34), xytext=(0.5, -i + 0.66),
+                        arrowprops={"arrowstyle": "->", "color": "#455a64"})
+    ax.text(1.1, 0.75, "output shape", fontsize=9, style="italic")
+    ax.text(2.0, 0.75, "parameters", fontsize=9, style="italic")
+    ax.set_xlim(0, 2.9)
+    ax.set_ylim(-len(rows) + 0.4, 1.1)
+    ax.axis("off")
+    ax.set_title(title or f"{type(model).__name__}: {count_parameters(model):,} parameters")
+    fig.tight_layout()
+    return fig
