@@ -1,0 +1,307 @@
+"""Tests of convbook.train: the loop learns, reports in the masked format, fails loudly."""
+import configparser
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import convbook as cb
+from convbook.train import evaluate, fit, load_checkpoint, predict, save_checkpoint
+
+SANITIZE_CFG = Path(__file__).with_name("nbval_sanitize.cfg")
+
+
+def toy_task(n=800, seed=0):
+    """Four classes of noisy 1×8×8 images: class k has a brighter k-th 4×4 quadrant."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 4, (n,), generator=g)
+    quadrants = torch.zeros(4, 1, 8, 8)
+    for k in range(4):
+        row, col = divmod(k, 2)
+        quadrants[k, :, 4 * row:4 * row + 4, 4 * col:4 * col + 4] = 1.0
+    return torch.randn(n, 1, 8, 8, generator=g) + quadrants[y], y
+
+
+def tiny_net():
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(256, 4))
+
+
+def loaders(batch_size=50, shuffle=True):
+    X, y = toy_task()
+    train = DataLoader(TensorDataset(X[:600], y[:600]), batch_size=batch_size, shuffle=shuffle)
+    val = DataLoader(TensorDataset(X[600:], y[600:]), batch_size=100)
+    return train, val
+
+
+def sanitize(text):
+    """Apply tests/nbval_sanitize.cfg the way nbval does."""
+    cfg = configparser.ConfigParser()
+    cfg.read(SANITIZE_CFG)
+    for section in cfg.sections():
+        text = re.sub(cfg[section]["regex"], cfg[section]["replace"], text)
+    return text
+
+
+def test_fit_learns_with_dataloader():
+    cb.seed_everything(0)
+    train, val = loaders()
+    history = fit(tiny_net(), train, val, epochs=4, lr=0.1, device="cpu", verbose=False)
+    assert list(history.columns) == [
+        "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "examples_per_s",
+    ]
+    assert history["epoch"].tolist() == [1, 2, 3, 4]
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+    assert history["val_acc"].iloc[-1] >= 0.85
+    assert (history["seconds"] > 0).all() and (history["examples_per_s"] > 0).all()
+
+
+def test_fit_learns_with_tensor_loader():
+    TensorLoader = getattr(cb.data, "TensorLoader", None)
+    if TensorLoader is None:
+        pytest.skip("convbook.data.TensorLoader has not landed yet")
+    cb.seed_everything(0)
+    X, y = toy_task()
+    train = TensorLoader(X[:600], y[:600], 50, shuffle=True, seed=0)
+    val = TensorLoader(X[600:], y[600:], 100)
+    history = fit(tiny_net(), train, val, epochs=4, lr=0.1, device="cpu", verbose=False)
+    assert history["val_acc"].iloc[-1] >= 0.85
+
+
+def test_fit_with_adam_and_bf16_autocast_learns():
+    cb.seed_everything(0)
+    train, val = loaders()
+    model = tiny_net()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    history = fit(model, train, val, epochs=3, optimizer=optimizer, amp=True, device="cpu",
+                  verbose=False)
+    assert history["val_acc"].iloc[-1] >= 0.8
+
+
+def test_without_validation_data_val_columns_are_nan():
+    train, _ = loaders()
+    history = fit(tiny_net(), train, epochs=2, lr=0.1, device="cpu", verbose=False)
+    assert len(history) == 2
+    assert history["val_loss"].isna().all() and history["val_acc"].isna().all()
+
+
+def test_same_seed_gives_identical_history():
+    def run():
+        cb.seed_everything(123)
+        train, val = loaders()
+        history = fit(tiny_net(), train, val, epochs=2, lr=0.1, device="cpu", verbose=False)
+        return history[["train_loss", "train_acc", "val_loss", "val_acc"]].values.tolist()
+
+    assert run() == run()
+
+
+def test_epoch_line_format_is_masked_by_nbval_sanitizer(capsys):
+    cb.seed_everything(0)
+    train, val = loaders()
+    fit(tiny_net(), train, val, epochs=2, lr=0.1, device="cpu")
+    first = capsys.readouterr()
+    cb.seed_everything(0)
+    fit(tiny_net(), train, val, epochs=2, lr=0.1, device="cpu")
+    second = capsys.readouterr()
+    lines = first.out.splitlines()
+    pattern = (r"epoch [12]/2  train loss \d\.\d{4} acc \d\.\d{4} \| "
+               r"val loss \d\.\d{4} acc \d\.\d{4} \| <T> s  <N> ex/s")
+    assert len(lines) == 2
+    assert all(re.fullmatch(pattern, sanitize(line)) for line in lines), lines
+    assert sanitize(first.out) == sanitize(second.out)
+    assert first.err == "" and second.err == ""
+
+
+def test_epoch_line_without_validation_and_wide_epoch_numbers(capsys):
+    X, y = toy_task(n=100)
+    fit(tiny_net(), [(X, y)], epochs=10, lr=0.01, device="cpu")
+    lines = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"epoch  1/10  train loss \d\.\d{4} acc \d\.\d{4} \| <T> s  <N> ex/s",
+                        sanitize(lines[0]))
+    assert lines[-1].startswith("epoch 10/10  ")
+
+
+def test_verbose_false_prints_nothing(capsys):
+    train, val = loaders()
+    fit(tiny_net(), train, val, epochs=1, lr=0.1, device="cpu", log_every=2, verbose=False)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_log_every_prints_mean_loss_of_last_batches(capsys):
+    train, _ = loaders(batch_size=50, shuffle=False)  # 12 batches
+    model = tiny_net()
+    with torch.no_grad():
+        batch_losses = [nn.functional.cross_entropy(model(X), y).item() for X, y in train]
+    frozen = torch.optim.SGD(model.parameters(), lr=0.0)
+    fit(model, train, epochs=1, optimizer=frozen, device="cpu", log_every=4)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line[:13] for line in lines[:2]] == ["  batch    4 ", "  batch    8 "]
+    assert float(lines[0].split()[-1]) == pytest.approx(sum(batch_losses[:4]) / 4, abs=1e-4)
+    assert float(lines[1].split()[-1]) == pytest.approx(sum(batch_losses[4:8]) / 4, abs=1e-4)
+    assert lines[3].startswith("epoch 1/1  ") and len(lines) == 4
+
+
+class NanAtCall(nn.Module):
+    """Cross-entropy that returns NaN on its ``bad_call``-th call (counting from 1)."""
+
+    def __init__(self, bad_call):
+        super().__init__()
+        self.bad_call, self.calls = bad_call, 0
+
+    def forward(self, logits, y):
+        self.calls += 1
+        loss = nn.functional.cross_entropy(logits, y)
+        return loss * math.nan if self.calls == self.bad_call else loss
+
+
+@pytest.mark.parametrize("log_every", [None, 3])
+def test_non_finite_loss_names_epoch_and_batch(log_every):
+    train, _ = loaders(batch_size=100)  # 6 batches per epoch
+    with pytest.raises(FloatingPointError, match=r"epoch 2, batch 4 \(counting from 1\)"):
+        fit(tiny_net(), train, epochs=3, lr=0.1, loss_fn=NanAtCall(10), device="cpu",
+            log_every=log_every, verbose=False)
+
+
+def test_diverging_learning_rate_raises():
+    train, _ = loaders()
+    with pytest.raises(FloatingPointError, match=r"epoch 1, batch \d+"):
+        fit(tiny_net(), train, epochs=1, lr=1e30, device="cpu", verbose=False)
+
+
+def test_scheduler_is_stepped_once_per_batch():
+    train, _ = loaders(batch_size=100)  # 6 batches per epoch
+    model = tiny_net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen = []
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: seen.append(step) or 0.9**step)
+    fit(model, train, epochs=2, optimizer=optimizer, scheduler=scheduler, device="cpu",
+        verbose=False)
+    assert seen == list(range(13))  # step 0 at construction, then one per batch
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 0.9**12)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"epochs": 1}, ValueError, "pass an optimizer, or lr"),
+    ({"epochs": 1, "lr": 0.1, "optimizer": "sgd"}, ValueError, "not both"),
+    ({"epochs": 0, "lr": 0.1}, ValueError, "epochs must be a positive int"),
+    ({"epochs": 1, "lr": -1.0}, ValueError, "lr must be positive"),
+    ({"epochs": 1, "lr": 0.1, "log_every": 0}, ValueError, "log_every"),
+])
+def test_fit_rejects_bad_arguments(kwargs, error, message):
+    train, _ = loaders()
+    with pytest.raises(error, match=message):
+        fit(tiny_net(), train, device="cpu", verbose=False, **kwargs)
+
+
+def test_fit_rejects_non_module_and_empty_data():
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        fit(lambda x: x, [], epochs=1, lr=0.1)
+    with pytest.raises(ValueError, match="no batches"):
+        fit(tiny_net(), [], epochs=1, lr=0.1, device="cpu", verbose=False)
+
+
+def test_evaluate_matches_a_direct_computation():
+    X, y = toy_task(n=300)
+    model = tiny_net()
+    result = evaluate(model, DataLoader(TensorDataset(X, y), batch_size=64))
+    with torch.no_grad():
+        logits = model(X)
+    assert result["loss"] == pytest.approx(nn.functional.cross_entropy(logits, y).item(), rel=1e-5)
+    assert result["accuracy"] == pytest.approx((logits.argmax(1) == y).float().mean().item())
+
+
+def test_evaluate_restores_training_mode():
+    model = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(64, 4))
+    X, y = toy_task(n=100)
+    evaluate(model, [(X, y)])
+    assert model.training
+    model.eval()
+    evaluate(model, [(X, y)])
+    assert not model.training
+
+
+def test_predict_from_images_and_from_loader():
+    X, y = toy_task(n=250)
+    model = tiny_net()
+    with torch.no_grad():
+        expected = model(X).argmax(dim=1)
+    from_images = predict(model, X, batch_size=64)
+    from_loader = predict(model, DataLoader(TensorDataset(X, y), batch_size=64))
+    assert from_images.dtype == torch.int64 and from_images.device.type == "cpu"
+    assert torch.equal(from_images, expected) and torch.equal(from_loader, expected)
+
+
+def test_predict_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"shape \(64,\)"):
+        predict(tiny_net(), torch.zeros(64))
+    with pytest.raises(TypeError, match="int"):
+        predict(tiny_net(), 42)
+    with pytest.raises(ValueError, match="batch_size"):
+        predict(tiny_net(), torch.zeros(2, 1, 8, 8), batch_size=0)
+
+
+def test_seed_everything_returns_none_and_reproduces_draws():
+    assert cb.seed_everything(7) is None
+    first = torch.rand(3)
+    cb.seed_everything(7)
+    assert torch.equal(first, torch.rand(3))
+    with pytest.raises(TypeError, match="seed must be an int"):
+        cb.seed_everything(1.5)
+
+
+def test_best_device_prefers_cuda_then_mps_then_cpu():
+    device = cb.best_device()
+    if torch.cuda.is_available():
+        assert device.type == "cuda"
+    elif torch.backends.mps.is_available():
+        assert device.type == "mps"
+    else:
+        assert device == torch.device("cpu")
+
+
+def test_checkpoint_round_trip_is_atomic(tmp_path):
+    model = tiny_net()
+    path = save_checkpoint(model, tmp_path / "ckpt" / "tiny.pt", epoch=3, history={"loss": [0.5]})
+    assert sorted(p.name for p in path.parent.iterdir()) == ["tiny.pt"]
+    other = tiny_net()
+    assert not torch.equal(other[0].weight, model[0].weight)
+    assert load_checkpoint(other, path) == {"epoch": 3, "history": {"loss": [0.5]}}
+    for key, value in model.state_dict().items():
+        assert torch.equal(other.state_dict()[key], value)
+
+
+def test_failed_save_keeps_old_checkpoint_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    path = save_checkpoint(tiny_net(), tmp_path / "tiny.pt", note="old")
+
+    def broken_save(obj, f):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(tiny_net(), path, note="new")
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny.pt"]
+    assert load_checkpoint(tiny_net(), path) == {"note": "old"}
+
+
+def test_checkpoint_metadata_must_load_with_weights_only(tmp_path):
+    with pytest.raises(TypeError, match=r"metadata extra\[0\] is a object"):
+        save_checkpoint(tiny_net(), tmp_path / "x.pt", extra=[object()])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_load_checkpoint_names_what_differs(tmp_path):
+    path = save_checkpoint(nn.Linear(4, 3), tmp_path / "linear.pt")
+    with pytest.raises(ValueError, match="holds a Linear, but the model is a Sequential"):
+        load_checkpoint(tiny_net(), path)
+    with pytest.raises(ValueError, match=r"weight: checkpoint has shape \(3, 4\), model has \(5, 4\)"):
+        load_checkpoint(nn.Linear(4, 5), path)
+    with pytest.raises(ValueError, match=r"unexpected keys \['bias'\]"):
+        load_checkpoint(nn.Linear(4, 3, bias=False), path)
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        load_checkpoint(nn.Linear(4, 3), tmp_path / "absent.pt")
