@@ -1,0 +1,251 @@
+"""Load every page of the built book in headless Chromium and check what a reader sees.
+
+Usage: ``python scripts/browser_check.py _build/html`` (``make browser-test`` builds first).
+
+The HTML on disk is what Sphinx wrote; the page a reader sees is what the browser made of
+it after the theme's scripts ran. This script asks a real browser for that rendered DOM
+(``--dump-dom``) and checks, for every page in ``_toc.yml``:
+
+- the page title contains the chapter's H1;
+- no error, traceback or stderr output is shown, and no script failed (browser console);
+- every image in a cell output points to a file that exists;
+- the sidebar lists every page of ``_toc.yml``;
+
+and for every notebook chapter also:
+
+- at least one figure, when the committed notebook has ``image/png`` outputs;
+- an "open in Colab" link ending in ``chapters/<name>.ipynb`` and a download link to the
+  ``.ipynb`` (the ways to run a chapter described in intro.md).
+
+It prints one line per page and exits 1 with the list of failures.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlparse
+
+import nbformat
+import yaml
+from bs4 import BeautifulSoup
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+CHROMIUM = "chromium"
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--enable-logging=stderr", "--v=0",
+)
+# Long enough for the theme's scripts to run; virtual time, so it costs little real time.
+VIRTUAL_TIME_BUDGET_MS = 5000
+PAGE_TIMEOUT_S = 120
+
+CONSOLE_ERROR = re.compile(r'CONSOLE.*"(Uncaught [^"]*)"')
+# sphinx-thebe 0.3.1 under Sphinx 7.4 writes its inline config script twice, so the second
+# `const` declaration throws. It only affects live code cells (thebe), which the book does
+# not use; every other script error fails the check.
+KNOWN_CONSOLE_ERRORS = (
+    "Uncaught SyntaxError: Identifier 'THEBE_JS_URL' has already been declared",
+)
+
+
+@dataclass
+class Page:
+    """One page of the book: its docname in _toc.yml and the source it is built from."""
+
+    docname: str
+    source: Path
+
+    @property
+    def is_notebook(self) -> bool:
+        return self.source.suffix == ".ipynb"
+
+    @property
+    def html_name(self) -> str:
+        return self.docname + ".html"
+
+
+def toc_docnames(root: Path = REPO_ROOT) -> list[str]:
+    """Every docname of ``_toc.yml`` in reading order, the root page first."""
+    toc = yaml.safe_load((Path(root) / "_toc.yml").read_text(encoding="utf-8"))
+    names = [toc["root"]]
+
+    def walk(entries: list[dict]) -> None:
+        for entry in entries:
+            if "file" in entry:
+                names.append(entry["file"])
+            for key in ("parts", "chapters", "sections"):
+                walk(entry.get(key, []))
+
+    walk([toc])
+    return [re.sub(r"\.(md|ipynb)$", "", name) for name in names]
+
+
+def source_of(docname: str, root: Path = REPO_ROOT) -> Path | None:
+    """The ``.ipynb`` or ``.md`` file a docname is built from, or ``None`` if missing."""
+    for suffix in (".ipynb", ".md"):
+        path = Path(root) / (docname + suffix)
+        if path.exists():
+            return path
+    return None
+
+
+def heading_title(source: Path) -> str:
+    """The page's H1 as plain text (the first ``# `` line, markdown marks removed)."""
+    if source.suffix == ".ipynb":
+        nb = nbformat.read(source, as_version=4)
+        text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    else:
+        text = source.read_text(encoding="utf-8")
+    match = re.search(r"^# (.+)$", text, flags=re.MULTILINE)
+    if match is None:
+        raise ValueError(f"{source}: no '# Title' line")
+    title = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", match.group(1))
+    return re.sub(r"[`*]", "", title).strip()
+
+
+def notebook_has_png(source: Path) -> bool:
+    """Whether the committed notebook shows at least one PNG figure."""
+    nb = nbformat.read(source, as_version=4)
+    return any("image/png" in out.get("data", {})
+               for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs)
+
+
+def render(html_path: Path) -> tuple[str, list[str]]:
+    """The DOM of ``html_path`` after Chromium ran its scripts, and the script errors."""
+    with tempfile.TemporaryDirectory(prefix="convbook-chromium-") as profile:
+        result = subprocess.run(
+            [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+             f"--virtual-time-budget={VIRTUAL_TIME_BUDGET_MS}", "--dump-dom",
+             html_path.resolve().as_uri()],
+            capture_output=True, text=True, timeout=PAGE_TIMEOUT_S,
+        )
+    if result.returncode != 0 or "<html" not in result.stdout:
+        raise RuntimeError(f"chromium failed on {html_path} (exit {result.returncode}):\n"
+                           f"{result.stderr[-2000:]}")
+    errors = [m.group(1) for m in CONSOLE_ERROR.finditer(result.stderr)
+              if m.group(1) not in KNOWN_CONSOLE_ERRORS]
+    return result.stdout, errors
+
+
+def _local_target(page_url: str, href: str) -> Path | None:
+    """The file a relative link on a ``file://`` page points to (``None`` for web links)."""
+    url = urlparse(urljoin(page_url, href))
+    return Path(unquote(url.path)) if url.scheme == "file" else None
+
+
+def check_page(page: Page, dom: str, html_dir: Path, docnames: list[str],
+               colab_url: str) -> tuple[list[str], str]:
+    """Problems found in one rendered page, and a short description of what was seen."""
+    soup = BeautifulSoup(dom, "html.parser")
+    page_url = (html_dir / page.html_name).resolve().as_uri()
+    problems = []
+
+    title = heading_title(page.source)
+    shown = soup.title.get_text(" ", strip=True) if soup.title else ""
+    if title not in shown:
+        problems.append(f"page title {shown!r} does not contain the H1 {title!r}")
+
+    bad = soup.select(".cell_output .traceback, .cell_output .stderr, .cell_output .error")
+    for output in bad:
+        kind = "stderr" if "stderr" in output.get("class", []) else "error/traceback"
+        text = (output.select_one("pre") or output).get_text(" ", strip=True)
+        problems.append(f"{kind} output shown: {text[:120]!r}")
+
+    images = soup.select(".cell_output img")
+    for img in images:
+        target = _local_target(page_url, img.get("src", ""))
+        if target is not None and not target.is_file():
+            problems.append(f"figure {img.get('src')!r} is missing from the build")
+
+    nav = soup.select_one("nav.bd-docs-nav")
+    listed = set()
+    for a in nav.select("a[href]") if nav else []:
+        href = a["href"]
+        target = html_dir / page.html_name if href.startswith("#") else _local_target(page_url, href)
+        if target is not None:
+            listed.add(target.resolve())
+    missing = [d for d in docnames if (html_dir / (d + ".html")).resolve() not in listed]
+    if missing:
+        problems.append(f"sidebar does not list: {', '.join(missing)}")
+
+    seen = f"title={title!r} figures={len(images)}"
+    if page.is_notebook:
+        problems += _check_notebook_page(page, soup, page_url, len(images), colab_url)
+        seen += " colab+download links"
+    return problems, seen
+
+
+def _check_notebook_page(page: Page, soup: BeautifulSoup, page_url: str, n_images: int,
+                         colab_url: str) -> list[str]:
+    problems = []
+    if n_images == 0 and notebook_has_png(page.source):
+        problems.append("the notebook has PNG figures but the page shows none")
+    ipynb = page.docname + ".ipynb"
+    hrefs = [a["href"] for a in soup.select("a[href]")]
+    if not any(h.startswith(colab_url) and h.endswith(ipynb) for h in hrefs):
+        problems.append(f"no Colab link ({colab_url}/…/{ipynb})")
+    downloads = [h for h in hrefs if h.endswith(Path(ipynb).name) and not h.startswith("http")]
+    if not downloads:
+        problems.append(f"no download link for {Path(ipynb).name}")
+    for href in downloads:
+        target = _local_target(page_url, href)
+        if target is not None and not target.is_file():
+            problems.append(f"download link {href!r} points to a missing file")
+    return problems
+
+
+def book_pages(root: Path = REPO_ROOT) -> tuple[list[Page], list[str]]:
+    """The pages of ``_toc.yml`` whose sources exist, and the docnames that have none."""
+    pages, missing = [], []
+    for docname in toc_docnames(root):
+        source = source_of(docname, root)
+        if source is None:
+            missing.append(docname)
+        else:
+            pages.append(Page(docname, source))
+    return pages, missing
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("html_dir", type=Path, help="the built book, e.g. _build/html")
+    parser.add_argument("--root", type=Path, default=REPO_ROOT,
+                        help="book root holding _toc.yml and _config.yml (default: this repo)")
+    args = parser.parse_args(argv)
+    if not (args.html_dir / "index.html").is_file():
+        parser.error(f"{args.html_dir} has no index.html; build the book first (make book)")
+
+    config = yaml.safe_load((args.root / "_config.yml").read_text(encoding="utf-8"))
+    repo = urlparse(config["repository"]["url"]).path.strip("/")
+    colab_url = f"{config['launch_buttons']['colab_url'].rstrip('/')}/github/{repo}/"
+    docnames = toc_docnames(args.root)
+    pages, missing = book_pages(args.root)
+    failures = [f"{d}: in _toc.yml but no {d}.md or {d}.ipynb" for d in missing]
+
+    for page in pages:
+        html_path = args.html_dir / page.html_name
+        if not html_path.is_file():
+            failures.append(f"{page.docname}: {html_path} was not built")
+            continue
+        dom, script_errors = render(html_path)
+        problems, seen = check_page(page, dom, args.html_dir, docnames, colab_url)
+        problems += [f"script error: {e}" for e in script_errors]
+        print(f"{'ok  ' if not problems else 'FAIL'} {page.html_name}: {seen}")
+        failures += [f"{page.docname}: {p}" for p in problems]
+
+    if failures:
+        print(f"\n{len(failures)} problem(s):", *failures, sep="\n  ", file=sys.stderr)
+        return 1
+    print(f"all {len(pages)} pages ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
