@@ -1,1 +1,155 @@
-"""convbook.apparel — being written; see CONTRIBUTING.md for its API."""
+"""Fashion-MNIST in the format of the "Identify the Apparels" practice competition.
+
+Chapter 7 follows a tutorial written for that competition, whose data arrives as one PNG
+per image plus CSV files rather than as a torchvision dataset. :func:`write_competition`
+recreates that layout from the official Fashion-MNIST files (the competition's images are
+Fashion-MNIST), and :func:`score_submission` plays the leaderboard: it scores a
+``submission.csv`` against the true test labels.
+
+Layout written under ``folder``::
+
+    train/1.png ... train/60000.png      train.csv              (id,label)
+    test/60001.png ... test/70000.png    test.csv               (id)
+                                         sample_submission.csv  (id,label; label 0 for all)
+"""
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from . import data
+
+__all__ = ["TEST_FIRST_ID", "write_competition", "score_submission"]
+
+#: Training images have ids 1..60000, test images 60001..70000, as in the competition.
+TEST_FIRST_ID = 60_001
+_NUM_TEST = 10_000
+_NUM_CLASSES = 10
+_MARKER = ".complete"  # written last: its presence means every other file is in place
+_SAMPLE_LABEL = 0
+
+
+def write_competition(folder: str | Path, *, n_train: int | None = None) -> Path:
+    """Write the competition files into ``folder`` and return it.
+
+    Idempotent: when the marker file from a finished run with the same ``n_train`` is
+    there, nothing is written; otherwise (first run, or an interrupted one) every file is
+    (re)written and the marker goes last. ``n_train`` keeps only the first ``n_train``
+    training images (for tests and quick demos); the test set is always complete, so
+    :func:`score_submission` works on every folder. Writing all 70,000 PNGs takes about
+    10 s on two CPU cores.
+    """
+    folder = Path(folder)
+    train_set = data.get_dataset("fashion_mnist", train=True)
+    if n_train is None:
+        n_train = len(train_set)
+    if not 0 < n_train <= len(train_set):
+        raise ValueError(f"n_train must be in 1..{len(train_set)}, got {n_train}")
+    stamp = {"n_train": n_train, "n_test": _NUM_TEST}
+    marker = folder / _MARKER
+    if marker.is_file() and _read_stamp(marker) == stamp:
+        return folder
+    marker.unlink(missing_ok=True)
+    test_set = data.get_dataset("fashion_mnist", train=False)
+
+    train_ids = np.arange(1, n_train + 1)
+    test_ids = np.arange(TEST_FIRST_ID, TEST_FIRST_ID + _NUM_TEST)
+    _write_pngs(folder / "train", train_ids, train_set.data[:n_train].numpy())
+    _write_pngs(folder / "test", test_ids, test_set.data.numpy())
+    _remove_stale_pngs(folder / "train", n_train)
+
+    labels = train_set.targets[:n_train].numpy()
+    pd.DataFrame({"id": train_ids, "label": labels}).to_csv(folder / "train.csv", index=False)
+    pd.DataFrame({"id": test_ids}).to_csv(folder / "test.csv", index=False)
+    sample = pd.DataFrame({"id": test_ids, "label": _SAMPLE_LABEL})
+    sample.to_csv(folder / "sample_submission.csv", index=False)
+    marker.write_text(json.dumps(stamp))
+    return folder
+
+
+def _read_stamp(marker: Path) -> dict | None:
+    try:
+        return json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_pngs(folder: Path, ids: np.ndarray, images: np.ndarray) -> None:
+    """Save ``images[k]`` as ``folder/<ids[k]>.png``, on every core (PIL releases the GIL)."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def write(part: range) -> None:
+        for k in part:
+            Image.fromarray(images[k]).save(folder / f"{ids[k]}.png")
+
+    workers = os.cpu_count() or 1
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(write, [range(w, len(ids), workers) for w in range(workers)]))
+
+
+def _remove_stale_pngs(folder: Path, n_train: int) -> None:
+    """Delete training PNGs left by an earlier run with more images than this one."""
+    for path in folder.glob("*.png"):
+        if path.stem.isdigit() and int(path.stem) > n_train:
+            path.unlink()
+
+
+def score_submission(csv_path: str | Path) -> float:
+    """Accuracy of a ``submission.csv`` (``id,label``) against the true test labels.
+
+    Every test id (60001..70000) must appear exactly once with an integer label in 0..9;
+    anything else raises a ``ValueError`` that says what is wrong, as a leaderboard would
+    reject the file rather than score it.
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"no submission file at {csv_path}")
+    table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    columns = [str(c).strip() for c in table.columns]
+    if sorted(columns) != ["id", "label"]:
+        raise ValueError(f"{csv_path}: expected the columns id,label, found {columns}")
+    table.columns = columns
+    ids = _integers(table["id"], "id", csv_path)
+    labels = _integers(table["label"], "label", csv_path)
+    _check_ids(ids, csv_path)
+    bad = labels[(labels < 0) | (labels >= _NUM_CLASSES)]
+    if len(bad):
+        raise ValueError(
+            f"{csv_path}: labels must be in 0..{_NUM_CLASSES - 1}, found {sorted(set(bad))[:5]}"
+        )
+    truth = data.get_dataset("fashion_mnist", train=False).targets.numpy()
+    predicted = np.empty(_NUM_TEST, dtype=np.int64)
+    predicted[ids - TEST_FIRST_ID] = labels
+    return float((predicted == truth).mean())
+
+
+def _integers(column: pd.Series, name: str, csv_path: Path) -> np.ndarray:
+    text = column.str.strip()
+    bad = text[~text.str.fullmatch(r"-?\d+")]
+    if len(bad):
+        rows = ", ".join(f"row {i + 2}: {v!r}" for i, v in bad.head(5).items())
+        raise ValueError(f"{csv_path}: column {name!r} must hold integers; {rows}")
+    return text.astype(np.int64).to_numpy()
+
+
+def _check_ids(ids: np.ndarray, csv_path: Path) -> None:
+    expected = np.arange(TEST_FIRST_ID, TEST_FIRST_ID + _NUM_TEST)
+    values, counts = np.unique(ids, return_counts=True)
+    duplicated = values[counts > 1]
+    if len(duplicated):
+        raise ValueError(f"{csv_path}: {len(duplicated)} duplicate ids, e.g. {duplicated[:5].tolist()}")
+    extra = np.setdiff1d(values, expected)
+    if len(extra):
+        raise ValueError(
+            f"{csv_path}: {len(extra)} ids are not test ids "
+            f"({TEST_FIRST_ID}..{expected[-1]}), e.g. {extra[:5].tolist()}"
+        )
+    missing = np.setdiff1d(expected, values)
+    if len(missing):
+        raise ValueError(f"{csv_path}: {len(missing)} test ids are missing, e.g. {missing[:5].tolist()}")
