@@ -1,0 +1,204 @@
+"""Checks of the book as a whole: table of contents, chapter conventions, committed outputs.
+
+The conventions are those of CONTRIBUTING.md ("Chapter conventions"); nbval re-runs the
+chapters themselves. These checks read the committed notebooks only, so they take well
+under a second per chapter.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import browser_check  # noqa: E402  (scripts/ is not a package)
+import sync_setup_cells  # noqa: E402
+
+CHAPTERS = sync_setup_cells.chapter_paths(ROOT)
+# Code that draws: pyplot, the convbook.plot figure functions, imshow.
+DRAWS = re.compile(r"\bplt\.\w+\(|\bcb\.plot\.(show|plot)_\w+\(|\.imshow\(")
+DROPDOWN = re.compile(r"^\s*(`{3,}|:{3,})\{dropdown\}", re.MULTILINE)
+BIB_KEYS = {
+    "lecun1998gradient", "xiao2017fashion", "krizhevsky2009learning", "lecun1998mnist",
+    "zhang2023dive", "ioffe2015batch", "kingma2015adam", "he2016deep", "smith2019super",
+}
+
+
+def markdown_headings(text: str) -> list[tuple[int, str]]:
+    """``(level, title)`` of every ATX heading outside fenced code blocks."""
+    headings, fence = [], None
+    for line in text.splitlines():
+        marker = re.match(r"\s*(`{3,}|~{3,})", line)
+        if fence is None and marker:
+            fence = marker.group(1)
+        elif fence is not None:
+            if marker and marker.group(1)[0] == fence[0] and len(marker.group(1)) >= len(fence) \
+                    and line.strip() == marker.group(1):
+                fence = None
+        elif match := re.match(r"(#{1,6})\s+(.+?)\s*#*\s*$", line):
+            headings.append((len(match.group(1)), match.group(2)))
+    return headings
+
+
+def code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [cell for cell in nb.cells if cell.cell_type == "code"]
+
+
+def outputs(nb: nbformat.NotebookNode):
+    for number, cell in enumerate(code_cells(nb), start=1):
+        for output in cell.outputs:
+            yield number, output
+
+
+@pytest.fixture(params=CHAPTERS, ids=lambda path: path.stem)
+def chapter(request) -> tuple[Path, nbformat.NotebookNode]:
+    return request.param, nbformat.read(request.param, as_version=4)
+
+
+# --- the book as a whole ------------------------------------------------------------------
+
+def test_setup_cells_agree_with_config():
+    result = subprocess.run([sys.executable, str(ROOT / "scripts/sync_setup_cells.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_toc_lists_exactly_the_pages_that_exist():
+    docnames = browser_check.toc_docnames(ROOT)
+    missing = [d for d in docnames if browser_check.source_of(d, ROOT) is None]
+    assert not missing, f"in _toc.yml but no .md/.ipynb file: {missing}"
+    chapters = {f"chapters/{path.stem}" for path in CHAPTERS}
+    unlisted = sorted(chapters - set(docnames))
+    assert not unlisted, f"chapters missing from _toc.yml: {unlisted}"
+    assert len(docnames) == len(set(docnames)), f"_toc.yml lists a page twice: {docnames}"
+
+
+def test_config_shows_committed_outputs_and_only_toc_files():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    assert config["execute"]["execute_notebooks"] == "off"
+    assert config["only_build_toc_files"] is True
+    assert sync_setup_cells.repository_url(ROOT / "_config.yml").startswith("https://")
+
+
+def test_bibliography_has_the_agreed_keys_and_every_citation_resolves():
+    bib = (ROOT / "references.bib").read_text(encoding="utf-8")
+    keys = re.findall(r"^@\w+\{([^,\s]+),", bib, flags=re.MULTILINE)
+    assert sorted(keys) == sorted(BIB_KEYS)
+    pages = [browser_check.source_of(d, ROOT) for d in browser_check.toc_docnames(ROOT)]
+    pages = [page for page in pages if page is not None]
+    cited = {key for page in pages
+             for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", page.read_text(encoding="utf-8"))
+             for key in re.split(r"[,;]\s*", group)}
+    assert cited <= BIB_KEYS, f"cited but not in references.bib: {sorted(cited - BIB_KEYS)}"
+
+
+def test_markdown_headings_skip_code_fences():
+    text = "# Title\n````{dropdown} Solution\n```python\n# a comment\n```\n````\n## Next"
+    assert markdown_headings(text) == [(1, "Title"), (2, "Next")]
+
+
+# --- the setup-cell script itself ---------------------------------------------------------
+
+def test_sync_replaces_a_stale_setup_cell_and_check_reports_it(tmp_path):
+    (tmp_path / "chapters").mkdir()
+    (tmp_path / "_config.yml").write_text("repository:\n  url: https://example.org/x/y/\n")
+    stale = nbformat.v4.new_code_cell("# Setup: old text")
+    stale.outputs = [nbformat.v4.new_output("stream", name="stdout", text="installed\n")]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T"), stale])
+    path = tmp_path / "chapters" / "01_x.ipynb"
+    nbformat.write(nb, path)
+
+    assert sync_setup_cells.main(["--check", "--root", str(tmp_path)]) == 1
+    assert sync_setup_cells.main(["--root", str(tmp_path)]) == 0
+    assert sync_setup_cells.main(["--check", "--root", str(tmp_path)]) == 0
+    cell = code_cells(nbformat.read(path, as_version=4))[0]
+    assert '"git+https://example.org/x/y"' in cell.source
+    assert cell.outputs == [] and "hide-input" in cell.metadata["tags"]
+
+
+def test_sync_inserts_a_setup_cell_before_other_code():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T"),
+                                         nbformat.v4.new_code_cell("import torch")])
+    expected = sync_setup_cells.setup_cell_source("https://example.org/x/y")
+    assert sync_setup_cells.sync_notebook(nb, expected)
+    assert [c.source for c in code_cells(nb)] == [expected, "import torch"]
+    assert not sync_setup_cells.sync_notebook(nb, expected)
+
+
+def test_repository_url_must_be_https(tmp_path):
+    config = tmp_path / "_config.yml"
+    config.write_text("repository:\n  url: git@github.com:x/y.git\n")
+    with pytest.raises(ValueError, match="repository.url"):
+        sync_setup_cells.repository_url(config)
+
+
+# --- every chapter ------------------------------------------------------------------------
+
+def test_structure_title_goals_summary_exercises(chapter):
+    path, nb = chapter
+    assert nb.cells and nb.cells[0].cell_type == "markdown", f"{path.name}: cell 1 must be markdown"
+    first = markdown_headings(nb.cells[0].source)
+    assert first and first[0][0] == 1, f"{path.name}: cell 1 must start with '# Title'"
+
+    headings = [h for c in nb.cells if c.cell_type == "markdown" for h in markdown_headings(c.source)]
+    h1 = [title for level, title in headings if level == 1]
+    assert len(h1) == 1, f"{path.name}: exactly one H1 expected, found {h1}"
+    skips = [(a, b) for a, b in zip(headings, headings[1:]) if b[0] > a[0] + 1]
+    assert not skips, f"{path.name}: heading levels skip: {skips}"
+
+    first_code = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    before_code = "\n".join(c.source for c in nb.cells[:first_code])
+    assert re.search(r"learning goals", before_code, re.IGNORECASE), \
+        f"{path.name}: 'Learning goals' must come before the first code cell"
+    h2 = [title.lower() for level, title in headings if level == 2]
+    assert h2[-2:] == ["summary", "exercises"], \
+        f"{path.name}: must end with '## Summary' then '## Exercises', H2s are {h2}"
+
+    exercises_at = max(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"
+                       and any(t.lower() == "exercises" for _, t in markdown_headings(c.source)))
+    exercises = "\n".join(c.source for c in nb.cells[exercises_at:] if c.cell_type == "markdown")
+    solutions = len(DROPDOWN.findall(exercises))
+    assert 2 <= solutions <= 4, f"{path.name}: {solutions} dropdown solutions, want 2–4"
+
+
+def test_no_errors_and_nothing_on_stderr(chapter):
+    path, nb = chapter
+    bad = [f"code cell {n}: {o.output_type} {o.get('name', o.get('ename', ''))}"
+           for n, o in outputs(nb)
+           if o.output_type == "error" or (o.output_type == "stream" and o.name == "stderr")]
+    assert not bad, f"{path.name}: {bad}"
+
+
+def test_committed_from_one_top_to_bottom_run(chapter):
+    path, nb = chapter
+    counts = [cell.execution_count for cell in code_cells(nb)]
+    assert counts == list(range(1, len(counts) + 1)), \
+        f"{path.name}: execution counts {counts}; re-run it with make execute NB={path.relative_to(ROOT)}"
+
+
+def test_figures_are_png_and_shown(chapter):
+    path, nb = chapter
+    code = "\n".join(cell.source for cell in code_cells(nb))
+    data = [(n, o.get("data", {})) for n, o in outputs(nb)]
+    pngs = sum("image/png" in d for _, d in data)
+    if DRAWS.search(code):
+        assert pngs, f"{path.name} draws figures but has no PNG output (was it run with MPLBACKEND=Agg?)"
+    other = [(n, k) for n, d in data for k in d if k.startswith("image/") and k != "image/png"]
+    assert not other, f"{path.name}: figures must be PNG only: {other}"
+    unrendered = [n for n, d in data if "image/png" not in d
+                  and str(d.get("text/plain", "")).startswith("<Figure size")]
+    assert not unrendered, f"{path.name}: code cells {unrendered} show a Figure as text, not an image"
+
+
+def test_no_timing_columns_shown(chapter):
+    path, nb = chapter
+    shown = [n for n, o in outputs(nb)
+             if re.search(r"examples_per_s|>seconds<", str(o.get("data", {})) + o.get("text", ""))]
+    assert not shown, f"{path.name}: code cells {shown} show the history's timing columns"
