@@ -118,11 +118,9 @@ def score_submission(csv_path: str | Path) -> float:
     ids = _integers(table["id"], "id", csv_path)
     labels = _integers(table["label"], "label", csv_path)
     _check_ids(ids, csv_path)
-    bad = labels[(labels < 0) | (labels >= _NUM_CLASSES)]
-    if len(bad):
-        raise ValueError(
-            f"{csv_path}: labels must be in 0..{_NUM_CLASSES - 1}, found {sorted(set(bad))[:5]}"
-        )
+    bad = sorted(set(labels[(labels < 0) | (labels >= _NUM_CLASSES)].tolist()))
+    if bad:
+        raise ValueError(f"{csv_path}: labels must be in 0..{_NUM_CLASSES - 1}, found {bad[:5]}")
     truth = data.get_dataset("fashion_mnist", train=False).targets.numpy()
     predicted = np.empty(_NUM_TEST, dtype=np.int64)
     predicted[ids - TEST_FIRST_ID] = labels
@@ -143,7 +141,9 @@ def _check_ids(ids: np.ndarray, csv_path: Path) -> None:
     values, counts = np.unique(ids, return_counts=True)
     duplicated = values[counts > 1]
     if len(duplicated):
-        raise ValueError(f"{csv_path}: {len(duplicated)} duplicate ids, e.g. {duplicated[:5].tolist()}")
+        raise ValueError(
+            f"{csv_path}: {len(duplicated)} duplicate ids, e.g. {duplicated[:5].tolist()}"
+        )
     extra = np.setdiff1d(values, expected)
     if len(extra):
         raise ValueError(
@@ -152,4 +152,6 @@ def _check_ids(ids: np.ndarray, csv_path: Path) -> None:
         )
     missing = np.setdiff1d(expected, values)
     if len(missing):
-        raise ValueError(f"{csv_path}: {len(missing)} test ids are missing, e.g. {missing[:5].tolist()}")
+        raise ValueError(
+            f"{csv_path}: {len(missing)} test ids are missing, e.g. {missing[:5].tolist()}"
+        )

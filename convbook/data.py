@@ -226,9 +226,9 @@ def fashion_mnist_loaders(
             TensorLoader(*train, batch_size, shuffle=True, seed=0, device=device),
             TensorLoader(*test, batch_size, shuffle=False, device=device),
         )
-    to_tensor = transforms.ToTensor()
-    train_set = get_dataset("fashion_mnist", True, root=root, download=download, transform=to_tensor)
-    test_set = get_dataset("fashion_mnist", False, root=root, download=download, transform=to_tensor)
+    where = {"root": root, "download": download, "transform": transforms.ToTensor()}
+    train_set = get_dataset("fashion_mnist", True, **where)
+    test_set = get_dataset("fashion_mnist", False, **where)
     return (
         DataLoader(train_set, batch_size, shuffle=True, num_workers=num_workers),
         DataLoader(test_set, batch_size, shuffle=False, num_workers=num_workers),

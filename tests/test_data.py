@@ -40,7 +40,8 @@ def fingerprints(images: torch.Tensor) -> torch.Tensor:
     comparing whole images): two sets of images hold the same images when their sorted
     keys are equal."""
     pixels = images.flatten(1)[:, ::97].mul(255).round().to(torch.int64)
-    weights = torch.randint(1, 2**40, (pixels.shape[1],), generator=torch.Generator().manual_seed(1))
+    generator = torch.Generator().manual_seed(1)
+    weights = torch.randint(1, 2**40, (pixels.shape[1],), generator=generator)
     return (pixels * weights).sum(1)
 
 

@@ -88,7 +88,8 @@ def test_source_is_never_written_and_unpacks_into_the_cache(tmp_path, monkeypatc
     before = tree(src)
     assert sources.locate("fashion_mnist", root=src, download=False) == cache
     assert tree(src) == before
-    assert sorted(p.name for p in (cache / "FashionMNIST" / "raw").iterdir()) == sorted(FASHION_FILES)
+    unpacked = sorted(p.name for p in (cache / "FashionMNIST" / "raw").iterdir())
+    assert unpacked == sorted(FASHION_FILES)
 
 
 def test_a_ready_root_is_used_in_place(nowhere, offline_data):
@@ -207,7 +208,8 @@ def mirror(tmp_path) -> dict:
 
 
 def test_download_falls_back_past_missing_and_corrupt_mirrors(mirror):
-    dest = sources.download([mirror["missing"], mirror["bad"], mirror["good"]], mirror["dest"], mirror["md5"])
+    urls = [mirror["missing"], mirror["bad"], mirror["good"]]
+    dest = sources.download(urls, mirror["dest"], mirror["md5"])
     assert dest == mirror["dest"]
     assert hashlib.md5(dest.read_bytes()).hexdigest() == mirror["md5"]
     assert [p.name for p in dest.parent.iterdir()] == ["blob.bin"]
