@@ -9,7 +9,8 @@ it after the theme's scripts ran. This script asks a real browser for that rende
 - the page title contains the chapter's H1;
 - no error, traceback or stderr output is shown, and no script failed (browser console);
 - every image in a cell output points to a file that exists;
-- the sidebar lists every page of ``_toc.yml``;
+- the sidebar lists every page of ``_toc.yml``, and no other page was built (README.md and
+  CONTRIBUTING.md stay out: ``only_build_toc_files``);
 
 and for every notebook chapter also:
 
@@ -213,6 +214,14 @@ def book_pages(root: Path = REPO_ROOT) -> tuple[list[Page], list[str]]:
     return pages, missing
 
 
+def stray_pages(html_dir: Path, docnames: list[str]) -> list[str]:
+    """Built pages that are not in ``_toc.yml`` (Sphinx's own index and search aside)."""
+    expected = {f"{d}.html" for d in docnames} | {"index.html", "genindex.html", "search.html"}
+    built = {p.relative_to(html_dir).as_posix() for p in html_dir.rglob("*.html")
+             if not p.relative_to(html_dir).parts[0].startswith("_")}
+    return sorted(built - expected)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("html_dir", type=Path, help="the built book, e.g. _build/html")
@@ -228,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     docnames = toc_docnames(args.root)
     pages, missing = book_pages(args.root)
     failures = [f"{d}: in _toc.yml but no {d}.md or {d}.ipynb" for d in missing]
+    failures += [f"{p}: built although not in _toc.yml" for p in stray_pages(args.html_dir, docnames)]
 
     for page in pages:
         html_path = args.html_dir / page.html_name
