@@ -1,7 +1,7 @@
 """The course's datasets as torchvision objects, as tensors, and as fast mini-batch loaders.
 
 Files come from :func:`convbook.sources.locate` (offline copies first, then downloads).
-Two ways to feed a model are offered side by side, as chapter 6 compares them:
+Two ways to feed a model are offered side by side (``speed.md`` measures the difference):
 
 * :func:`get_dataset` and ``fashion_mnist_loaders(fast=False)``: the standard
   ``torchvision`` dataset + ``DataLoader`` path every tutorial uses, which converts one
@@ -90,7 +90,8 @@ def load_tensors(
     """All images as float32 ``(N, C, H, W)`` in ``[0, 1]`` and labels as int64 ``(N,)``.
 
     Reads the dataset's ``.data`` and ``.targets`` arrays directly, with no per-image
-    transform, so a whole split loads in about a second (chapter 6 explains why).
+    transform, so a whole split loads in well under a second; one ``DataLoader`` pass
+    over the same data as PIL images costs several seconds of CPU.
     """
     pixels, labels = _raw_tensors(name, train, root=root, download=download)
     return _to_float(pixels), labels
@@ -117,6 +118,8 @@ def normalize(images: torch.Tensor, name: str) -> torch.Tensor:
     """``(images - mean) / std`` per channel with the training-set statistics of ``name``."""
     if name not in MEAN_STD:
         raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(MEAN_STD)}")
+    if not images.is_floating_point():
+        raise TypeError(f"normalize expects float images in [0, 1], got dtype {images.dtype}")
     mean, std = MEAN_STD[name]
     if images.ndim < 3 or images.shape[-3] != len(mean):
         raise ValueError(
@@ -137,7 +140,9 @@ class TensorLoader:
     The shuffling generator is seeded once from ``seed``, so each epoch gets a new
     permutation and a re-run gets the same sequence. ``transform`` (e.g. augmentation
     or :func:`normalize`) is applied to every image batch on the device.
-    ``device=None`` keeps the tensors where they are.
+    ``device=None`` keeps the tensors where they are. Shuffling gathers one permuted
+    copy of the data per epoch; unshuffled batches are views of the stored tensors, so
+    do not modify batches in place.
     """
 
     def __init__(
@@ -187,21 +192,19 @@ class TensorLoader:
         return math.ceil(self.dataset_size / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = None
+        images, labels = self.images, self.labels
         if self.shuffle:
-            # Drawn on the CPU (same order on every device), copied once per epoch.
+            # The permutation is drawn on the CPU (the same order on every device) and
+            # applied in one gather per epoch: far cheaper than one gather per batch.
             order = torch.randperm(self.dataset_size, generator=self.generator)
-            order = order.to(self.device, non_blocking=True)
+            order = order.to(self.device)
+            images, labels = images.index_select(0, order), labels.index_select(0, order)
         for i in range(len(self)):
             start, stop = i * self.batch_size, (i + 1) * self.batch_size
-            if order is None:
-                X, y = self.images[start:stop], self.labels[start:stop]
-            else:
-                index = order[start:stop]
-                X, y = self.images[index], self.labels[index]
+            X = images[start:stop]
             if self.transform is not None:
                 X = self.transform(X)
-            yield X, y
+            yield X, labels[start:stop]
 
 
 def fashion_mnist_loaders(

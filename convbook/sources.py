@@ -17,7 +17,9 @@ decompressed or extracted is written into the cache, through a temporary file an
 
 Every file is checked against a known MD5 before it is used, so a truncated or corrupt
 copy raises :class:`CorruptDatasetError` naming the file instead of yielding garbage
-tensors. The idea is explained for readers in chapter 1 ("Where the data comes from").
+tensors. Chapters never call this module directly; it is here for readers who want to
+know where the bytes come from and for instructors preparing an offline classroom
+(copy the files into one folder and point ``$CONVBOOK_DATA`` at it).
 """
 from __future__ import annotations
 

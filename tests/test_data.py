@@ -107,6 +107,8 @@ def test_normalize_rejects_wrong_channels_and_names(fashion_test):
         data.normalize(images, "cifar10")
     with pytest.raises(ValueError, match="unknown dataset"):
         data.normalize(images, "imagenet")
+    with pytest.raises(TypeError, match="torch.uint8"):
+        data.normalize((images * 255).to(torch.uint8), "fashion_mnist")
 
 
 # ------------------------------------------------------------------------ TensorLoader
