@@ -1,0 +1,216 @@
+"""Tests of convbook.plot: figures with the right panels, titles and captions, a correct
+confusion matrix, and clear errors for inputs a plot cannot show."""
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from convbook import models, plot
+
+NAMES = ("zero", "one", "two", "three")
+
+
+@pytest.fixture(autouse=True)
+def headless(monkeypatch):
+    """Fail any test whose plot calls plt.show; close every figure afterwards."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("convbook.plot must return figures, never call plt.show")
+    monkeypatch.setattr(plt, "show", refuse)
+    yield
+    plt.close("all")
+
+
+def _titles(fig: Figure) -> list[str]:
+    return [ax.get_title() for ax in fig.axes]
+
+
+def _texts(fig: Figure) -> list[str]:
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def _history(with_val: bool = True) -> pd.DataFrame:
+    history = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [1.2, 0.8, 0.6],
+                            "train_acc": [0.6, 0.7, 0.8]})
+    if with_val:
+        history["val_loss"], history["val_acc"] = [1.0, 0.9, 0.7], [0.65, 0.7, 0.75]
+    return history
+
+
+EVERY_PLOT = {
+    "show_matrix": lambda: plot.show_matrix(torch.arange(6).reshape(2, 3)),
+    "show_images": lambda: plot.show_images(torch.rand(20, 1, 28, 28), torch.zeros(20).long()),
+    "show_feature_maps": lambda: plot.show_feature_maps(torch.rand(16, 10, 10)),
+    "show_kernels": lambda: plot.show_kernels(torch.randn(4, 6, 5, 5)),
+    "plot_history": lambda: plot.plot_history(_history()),
+    "plot_confusion_matrix": lambda: plot.plot_confusion_matrix(
+        torch.randint(0, 500, (10, 10)), [f"class {i}" for i in range(10)]),
+    "plot_architecture": lambda: plot.plot_architecture(models.LeNet(), (1, 1, 28, 28)),
+}
+
+
+@pytest.mark.parametrize("name", EVERY_PLOT)
+def test_every_plot_returns_a_titled_figure_that_fits_the_page(name):
+    fig = EVERY_PLOT[name]()
+    assert isinstance(fig, Figure)
+    assert fig.get_size_inches()[0] <= plot.MAX_WIDTH
+    assert fig.dpi == plot.DPI
+    suptitle = fig.get_suptitle()
+    assert suptitle or any(_titles(fig))
+
+
+def test_show_matrix_writes_integers_without_decimal_point():
+    fig = plot.show_matrix(torch.arange(9.0).reshape(3, 3), title="X")
+    assert _titles(fig) == ["X"]
+    assert _texts(fig) == [str(i) for i in range(9)]
+    assert fig.axes[0].get_xlabel() == "column" and fig.axes[0].get_ylabel() == "row"
+
+
+def test_show_matrix_writes_fractions_with_at_most_two_decimals():
+    fig = plot.show_matrix(torch.tensor([[0.5, -1.25], [1 / 3, -0.001]]))
+    assert _texts(fig) == ["0.5", "-1.25", "0.33", "0"]
+
+
+def test_show_matrix_skips_numbers_on_large_or_unannotated_matrices():
+    assert _texts(plot.show_matrix(torch.rand(3, 3), annotate=False)) == []
+    big = plot.show_matrix(torch.rand(28, 28))
+    assert _texts(big) == [] and len(big.axes) == 2  # the image and its colour bar
+
+
+@pytest.mark.parametrize("bad", [torch.rand(3), torch.rand(2, 3, 3)])
+def test_show_matrix_rejects_non_matrices(bad):
+    with pytest.raises(ValueError, match=r"X must be 2-D.*got shape"):
+        plot.show_matrix(bad)
+
+
+def test_show_images_captions_predictions_and_marks_wrong_ones_red():
+    labels = torch.tensor([0, 1, 2, 3, 1])
+    predictions = torch.tensor([0, 1, 3, 3, 2])
+    fig = plot.show_images(torch.rand(5, 1, 8, 8), labels, class_names=NAMES,
+                           predictions=predictions, ncols=3, title="Test set")
+    assert len(fig.axes) == 5  # the sixth cell of the 2 × 3 grid is removed
+    assert fig.get_suptitle() == "Test set"
+    assert _titles(fig) == ["zero", "one", "three\n(true: two)", "three", "two\n(true: one)"]
+    colours = [ax.title.get_color() for ax in fig.axes]
+    assert colours == ["black", "black", plot.WRONG, "black", plot.WRONG]
+
+
+def test_show_images_rescales_normalised_rgb_images_for_display():
+    images = torch.randn(4, 3, 6, 6) * 3
+    fig = plot.show_images(images, [0, 1, 2, 3])
+    for ax in fig.axes:
+        pixels = np.asarray(ax.images[0].get_array())
+        assert pixels.shape == (6, 6, 3)
+        assert pixels.min() == pytest.approx(0) and pixels.max() == pytest.approx(1)
+    assert _titles(fig) == ["0", "1", "2", "3"]
+
+
+def test_show_images_keeps_images_already_in_unit_range():
+    images = torch.full((1, 1, 4, 4), 0.25)
+    pixels = np.asarray(plot.show_images(images).axes[0].images[0].get_array())
+    assert np.allclose(pixels, 0.25)
+
+
+@pytest.mark.parametrize("images, kwargs, message", [
+    (torch.rand(4, 28, 28), {}, r"images must be 4-D"),
+    (torch.rand(4, 2, 8, 8), {}, r"C 1 or 3, got shape \(4, 2, 8, 8\)"),
+    (torch.rand(4, 1, 8, 8), {"labels": [0, 1, 2]}, r"labels has 3 entries but there are 4"),
+    (torch.rand(2, 1, 8, 8), {"predictions": [0, 1, 2]}, r"predictions has 3 entries"),
+    (torch.rand(2, 1, 8, 8), {"labels": [0, 4], "class_names": NAMES}, r"\[0, 4\)"),
+    (torch.rand(2, 1, 8, 8), {"ncols": 0}, r"ncols"),
+])
+def test_show_images_rejects_bad_input(images, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        plot.show_images(images, **kwargs)
+
+
+def test_show_feature_maps_gives_one_titled_panel_per_channel():
+    fig = plot.show_feature_maps(torch.rand(10, 5, 5), title="conv1")
+    assert _titles(fig) == [f"channel {c}" for c in range(10)]
+    assert fig.get_suptitle() == "conv1"
+    with pytest.raises(ValueError, match=r"maps must be 3-D.*maps\[0\]"):
+        plot.show_feature_maps(torch.rand(1, 10, 5, 5))
+
+
+def test_show_kernels_grid_has_a_panel_per_kernel_and_one_colour_bar():
+    fig = plot.show_kernels(torch.randn(4, 3, 3, 3))
+    assert len(fig.axes) == 4 * 3 + 1
+    assert _titles(fig)[:3] == ["in 0", "in 1", "in 2"]
+    assert fig.axes[-1].get_ylabel() == "weight"
+    first_layer = plot.show_kernels(models.LeNet().net[0].weight)
+    assert len(first_layer.axes) == 6 + 1
+    with pytest.raises(ValueError, match=r"weight must be 4-D"):
+        plot.show_kernels(torch.randn(3, 3, 3))
+
+
+def test_plot_history_draws_validation_only_when_present():
+    with_val = plot.plot_history(_history(), title="run")
+    assert _titles(with_val) == ["loss", "accuracy"]
+    assert [len(ax.lines) for ax in with_val.axes] == [2, 2]
+    assert [ax.get_xlabel() for ax in with_val.axes] == ["epoch", "epoch"]
+    assert [len(ax.lines) for ax in plot.plot_history(_history(with_val=False)).axes] == [1, 1]
+    nan_val = _history()
+    nan_val[["val_loss", "val_acc"]] = float("nan")
+    assert [len(ax.lines) for ax in plot.plot_history(nan_val).axes] == [1, 1]
+
+
+def test_plot_history_rejects_what_fit_does_not_return():
+    with pytest.raises(ValueError, match=r"missing columns \['train_acc'\]"):
+        plot.plot_history(_history().drop(columns="train_acc"))
+    with pytest.raises(ValueError, match="0 rows"):
+        plot.plot_history(_history().iloc[:0])
+    with pytest.raises(TypeError, match="DataFrame"):
+        plot.plot_history(_history().to_dict())
+
+
+def test_confusion_matrix_by_hand():
+    cm = plot.confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], num_classes=3)
+    assert cm.dtype == torch.int64
+    assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+
+
+def test_confusion_matrix_matches_a_naive_loop():
+    generator = torch.Generator().manual_seed(0)
+    y_true = torch.randint(0, 7, (500,), generator=generator)
+    y_pred = torch.randint(0, 7, (500,), generator=generator)
+    naive = torch.zeros(7, 7, dtype=torch.int64)
+    for t, p in zip(y_true.tolist(), y_pred.tolist()):
+        naive[t, p] += 1
+    assert torch.equal(plot.confusion_matrix(y_true, y_pred, 7), naive)
+
+
+@pytest.mark.parametrize("y_true, y_pred, error, message", [
+    ([0, 1], [0], ValueError, r"y_true has 2 entries but y_pred has 1"),
+    ([[0, 1]], [[0, 1]], ValueError, r"y_true must be 1-D, got shape \(1, 2\)"),
+    ([0, 3], [0, 1], ValueError, r"y_true must lie in \[0, 3\)"),
+    ([0, 1], [-1, 1], ValueError, r"y_pred must lie in \[0, 3\)"),
+    ([0.0, 1.0], [0, 1], TypeError, r"y_true must hold integer class indices"),
+])
+def test_confusion_matrix_rejects_bad_input(y_true, y_pred, error, message):
+    with pytest.raises(error, match=message):
+        plot.confusion_matrix(y_true, y_pred, 3)
+
+
+def test_plot_confusion_matrix_annotates_every_count():
+    cm = torch.tensor([[5, 1, 0, 0], [2, 7, 0, 1], [0, 0, 9, 0], [0, 3, 0, 4]])
+    fig = plot.plot_confusion_matrix(cm, NAMES, title="Validation")
+    ax = fig.axes[0]
+    assert ax.get_title() == "Validation"
+    assert _texts(fig) == [str(v) for v in cm.flatten().tolist()]
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(NAMES)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted class", "true class")
+    with pytest.raises(ValueError, match=r"shape \(4, 4\) and 3 class names"):
+        plot.plot_confusion_matrix(cm, NAMES[:3])
+
+
+def test_plot_architecture_shows_each_layer_with_its_output_shape():
+    fig = plot.plot_architecture(models.LeNet(), (1, 1, 28, 28))
+    ax = fig.axes[0]
+    assert len(ax.patches) == 1 + 12  # the input and LeNet's twelve layers
+    texts = _texts(fig)
+    assert texts.count("Conv2d") == 2 and texts.count("Sigmoid") == 4
+    assert {"1 × 28 × 28", "6 × 28 × 28", "16 × 5 × 5", "400", "48,120"} <= set(texts)
+    assert "61,706" in ax.get_title()
+    with pytest.raises(ValueError, match=r"expects \(N, 1, H, W\)"):
+        plot.plot_architecture(models.LeNet(), (3, 28, 28))
