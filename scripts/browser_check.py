@@ -8,6 +8,8 @@ it after the theme's scripts ran. This script asks a real browser for that rende
 
 - the page title contains the chapter's H1;
 - no error, traceback or stderr output is shown, and no script failed (browser console);
+- no LaTeX leaked into the prose (``$x \cdot y$`` that MyST did not parse as math, e.g.
+  because a line inside it starts with ``+ `` and became a list item);
 - every image in a cell output points to a file that exists;
 - the sidebar lists every page of ``_toc.yml``, and no other page was built (README.md and
   CONTRIBUTING.md stay out: ``only_build_toc_files``);
@@ -135,6 +137,24 @@ def render(html_path: Path) -> tuple[str, list[str]]:
     return result.stdout, errors
 
 
+LATEX_COMMAND = re.compile(r"\\[A-Za-z]{2,}")
+
+
+def leaked_latex(soup: BeautifulSoup) -> list[str]:
+    """One snippet per paragraph whose prose still has a LaTeX command outside math and code."""
+    main = BeautifulSoup(str(soup.select_one("main") or soup), "html.parser")
+    for element in main.select("pre, code, script, style, .math, .cell_output, mjx-container"):
+        element.decompose()
+    snippets = []
+    for block in main.select("p, li, td, th, dt, h1, h2, h3, h4, h5, h6"):
+        if block.find("p"):
+            continue
+        text = " ".join(block.get_text(" ").split())
+        if match := LATEX_COMMAND.search(text):
+            snippets.append(text[max(match.start() - 40, 0):match.end() + 40])
+    return snippets
+
+
 def _local_target(page_url: str, href: str) -> Path | None:
     """The file a relative link on a ``file://`` page points to (``None`` for web links)."""
     url = urlparse(urljoin(page_url, href))
@@ -158,6 +178,9 @@ def check_page(page: Page, dom: str, html_dir: Path, docnames: list[str],
         kind = "stderr" if "stderr" in output.get("class", []) else "error/traceback"
         text = (output.select_one("pre") or output).get_text(" ", strip=True)
         problems.append(f"{kind} output shown: {text[:120]!r}")
+
+    for snippet in leaked_latex(soup):
+        problems.append(f"LaTeX shown as text, not math: {snippet!r}")
 
     images = soup.select(".cell_output img")
     for img in images:
