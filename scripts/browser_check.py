@@ -166,48 +166,54 @@ def check_page(page: Page, dom: str, html_dir: Path, docnames: list[str],
     """Problems found in one rendered page, and a short description of what was seen."""
     soup = BeautifulSoup(dom, "html.parser")
     page_url = (html_dir / page.html_name).resolve().as_uri()
-    problems = []
-
     title = heading_title(page.source)
     shown = soup.title.get_text(" ", strip=True) if soup.title else ""
-    if title not in shown:
-        problems.append(f"page title {shown!r} does not contain the H1 {title!r}")
+    problems = [] if title in shown else [f"page title {shown!r} does not contain the H1 {title!r}"]
+    problems += _output_problems(soup, page_url)
+    problems += [f"LaTeX shown as text, not math: {s!r}" for s in leaked_latex(soup)]
+    problems += _sidebar_problems(soup, page, html_dir, page_url, docnames)
 
-    bad = soup.select(".cell_output .traceback, .cell_output .stderr, .cell_output .error")
-    for output in bad:
+    n_images = len(soup.select(".cell_output img"))
+    seen = f"title={title!r} figures={n_images}"
+    if page.is_notebook:
+        problems += _check_notebook_page(page, soup, page_url, n_images, colab_url)
+        seen += " (notebook: Colab and download links checked)"
+    return problems, seen
+
+
+def _output_problems(soup: BeautifulSoup, page_url: str) -> list[str]:
+    """Errors or stderr shown in cell outputs, and output images missing from the build."""
+    problems = []
+    for output in soup.select(".cell_output .traceback, .cell_output .stderr, .cell_output .error"):
         kind = "stderr" if "stderr" in output.get("class", []) else "error/traceback"
         text = (output.select_one("pre") or output).get_text(" ", strip=True)
         problems.append(f"{kind} output shown: {text[:120]!r}")
-
-    for snippet in leaked_latex(soup):
-        problems.append(f"LaTeX shown as text, not math: {snippet!r}")
-
-    images = soup.select(".cell_output img")
-    for img in images:
+    for img in soup.select(".cell_output img"):
         target = _local_target(page_url, img.get("src", ""))
         if target is not None and not target.is_file():
             problems.append(f"figure {img.get('src')!r} is missing from the build")
+    return problems
 
+
+def _sidebar_problems(soup: BeautifulSoup, page: Page, html_dir: Path, page_url: str,
+                      docnames: list[str]) -> list[str]:
+    """Pages of ``_toc.yml`` that the sidebar does not link to."""
     nav = soup.select_one("nav.bd-docs-nav")
+    if nav is None:
+        return ["no sidebar (nav.bd-docs-nav)"]
     listed = set()
-    for a in nav.select("a[href]") if nav else []:
+    for a in nav.select("a[href]"):
         href = a["href"]
         target = html_dir / page.html_name if href.startswith("#") else _local_target(page_url, href)
         if target is not None:
             listed.add(target.resolve())
-    missing = [d for d in docnames if (html_dir / (d + ".html")).resolve() not in listed]
-    if missing:
-        problems.append(f"sidebar does not list: {', '.join(missing)}")
-
-    seen = f"title={title!r} figures={len(images)}"
-    if page.is_notebook:
-        problems += _check_notebook_page(page, soup, page_url, len(images), colab_url)
-        seen += " colab+download links"
-    return problems, seen
+    missing = [d for d in docnames if (html_dir / f"{d}.html").resolve() not in listed]
+    return [f"sidebar does not list: {', '.join(missing)}"] if missing else []
 
 
 def _check_notebook_page(page: Page, soup: BeautifulSoup, page_url: str, n_images: int,
                          colab_url: str) -> list[str]:
+    """A figure when the notebook has PNGs; the Colab link and a working download link."""
     problems = []
     if n_images == 0 and notebook_has_png(page.source):
         problems.append("the notebook has PNG figures but the page shows none")
