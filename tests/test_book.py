@@ -104,6 +104,21 @@ def test_markdown_headings_skip_code_fences():
     assert markdown_headings(text) == [(1, "Title"), (2, "Next")]
 
 
+def test_toc_docnames_walks_parts_in_reading_order(tmp_path):
+    (tmp_path / "_toc.yml").write_text(
+        "root: intro\nparts:\n  - chapters:\n      - file: chapters/01_a\n"
+        "        sections:\n          - file: chapters/01b.ipynb\n  - chapters:\n      - file: refs\n")
+    assert browser_check.toc_docnames(tmp_path) == ["intro", "chapters/01_a", "chapters/01b", "refs"]
+
+
+def test_browser_check_flags_latex_left_in_prose_only():
+    html = ("<main><p>Math <span class='math'>\\(k \\times k\\)</span> and "
+            "<code>\\newline</code> are fine.</p><ul><li>$a \\cdot b$ leaked</li></ul>"
+            "<div class='cell_output'><pre>\\alpha</pre></div></main>")
+    leaked = browser_check.leaked_latex(browser_check.BeautifulSoup(html, "html.parser"))
+    assert len(leaked) == 1 and "\\cdot" in leaked[0]
+
+
 # --- the setup-cell script itself ---------------------------------------------------------
 
 def test_sync_replaces_a_stale_setup_cell_and_check_reports_it(tmp_path):
