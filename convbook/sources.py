@@ -26,6 +26,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
+import math
 import os
 import shutil
 import struct
@@ -35,7 +36,7 @@ import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import BinaryIO, Callable
 
 from torchvision import datasets
 
@@ -110,7 +111,7 @@ _CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class _Spec:
-    """How one dataset is laid out: torchvision's folder and the files it needs."""
+    """Where torchvision expects one dataset's files, and an extra way to get them."""
 
     name: str
     folder: str  # the sub-folder torchvision opens, e.g. "FashionMNIST/raw"
@@ -174,7 +175,7 @@ def _check_md5(path: Path, expected: str) -> None:
 def _check_idx_bytes(data: bytes, origin: Path, file: str) -> None:
     """Check an idx file's magic number, shape and length before anyone reads it."""
     magic, shape = _IDX_HEADER[file]
-    expected_len = 4 + 4 * len(shape) + _prod(shape)
+    expected_len = 4 + 4 * len(shape) + math.prod(shape)
     if len(data) < 4 + 4 * len(shape):
         raise CorruptDatasetError(f"{origin}: only {len(data)} bytes, too short for an idx header")
     got_magic = struct.unpack(">I", data[:4])[0]
@@ -190,17 +191,10 @@ def _check_idx_bytes(data: bytes, origin: Path, file: str) -> None:
         )
 
 
-def _prod(shape: Iterable[int]) -> int:
-    total = 1
-    for n in shape:
-        total *= n
-    return total
-
-
 # ------------------------------------------------------------------ writing atomically
 
 
-def _atomic_write(dest: Path, write) -> Path:
+def _atomic_write(dest: Path, write: Callable[[BinaryIO], object]) -> Path:
     """Call ``write(file)`` on a temporary file beside ``dest``, then rename it into place."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
@@ -261,10 +255,6 @@ def _extract_cifar(archive: Path, dest_root: Path) -> None:
 # ------------------------------------------------------------------- finding the files
 
 
-def _idx_files(name: str) -> list[str]:
-    return list(_IDX_MD5[name])
-
-
 def _ready(name: str, folder: Path) -> bool:
     """True when torchvision can open ``name`` under ``folder`` (files verified).
 
@@ -288,7 +278,7 @@ def _archives(name: str, folder: Path) -> list[Path] | None:
         archive = folder / datasets.CIFAR10.filename
         return [archive] if archive.is_file() else None
     for base in (folder / _spec(name).folder, folder):
-        paths = [base / f"{f}.gz" for f in _idx_files(name)]
+        paths = [base / f"{f}.gz" for f in _IDX_MD5[name]]
         if all(p.is_file() for p in paths):
             return paths
     return None
@@ -416,7 +406,7 @@ def download(url_list: list[str], dest: str | Path, md5: str) -> Path:
     )
 
 
-def _fetch_verified(url: str, out, md5: str) -> None:
+def _fetch_verified(url: str, out: BinaryIO, md5: str) -> None:
     digest = hashlib.md5()
     request = urllib.request.Request(url, headers={"User-Agent": "convbook"})
     with urllib.request.urlopen(request, timeout=60) as response:
