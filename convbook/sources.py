@@ -311,7 +311,7 @@ def _unpack_into_cache(name: str, archives: list[Path], cache: Path) -> Path:
 def _sources(name: str, root: str | Path | None) -> list[tuple[str, Path]]:
     places = []
     if root is not None:
-        places.append(("root=", Path(root).expanduser()))
+        places.append(("root argument", Path(root).expanduser()))
     if os.environ.get("CONVBOOK_DATA"):
         places.append(("$CONVBOOK_DATA", Path(os.environ["CONVBOOK_DATA"]).expanduser()))
     if name == "fashion_mnist":
