@@ -1,0 +1,194 @@
+"""How much faster is convbook's training loop than d2l's? One run, same machine, same seed.
+
+Trains the classic LeNet (``convbook.models.LeNet`` + ``init_xavier``) on Fashion-MNIST with
+d2l's recipe (batch 256, SGD lr 0.9) twice:
+
+(a) the d2l way: torchvision's ``FashionMNIST`` with ``ToTensor()`` in a ``DataLoader``
+    (shuffled, 4 worker processes), and a loop that reads the loss and the accuracy back
+    into Python after every batch, as ``train_ch6`` does;
+(b) convbook's way: the whole dataset as one tensor in a ``TensorLoader`` and
+    ``convbook.train.fit`` (device-side accumulation, bf16 mixed precision and a
+    channels-last model unless switched off).
+
+Both evaluate on the test set after every epoch, as ``train_ch6`` does, and both clocks
+include that. Loading the files from disk is timed separately. Writes a markdown table to
+``benchmarks/results/lenet_speed_<device>.md``; speed.md includes it. ``make bench`` runs it.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import convbook as cb
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=0.9)
+    parser.add_argument("--workers", type=int, default=4, help="DataLoader workers of the d2l loop")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None, help="default: convbook.best_device()")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads for both loops (default: torch's choice)")
+    parser.add_argument("--no-amp", dest="amp", action="store_false",
+                        help="fast loop in float32 instead of bf16/fp16 mixed precision")
+    parser.add_argument("--no-channels-last", dest="channels_last", action="store_false",
+                        help="fast loop with the default NCHW memory format")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the markdown table")
+    return parser.parse_args(argv)
+
+
+def new_lenet(seed: int) -> nn.Module:
+    """The same initial LeNet for both loops."""
+    cb.seed_everything(seed)
+    model = cb.models.LeNet()
+    cb.models.init_xavier(model)
+    return model
+
+
+def d2l_evaluate(net: nn.Module, data_iter, device: torch.device) -> float:
+    """d2l's ``evaluate_accuracy_gpu``: the correct count read back after every batch."""
+    net.eval()
+    correct, total = 0.0, 0
+    with torch.no_grad():
+        for X, y in data_iter:
+            X, y = X.to(device), y.to(device)
+            correct += float((net(X).argmax(dim=1) == y).sum())
+            total += y.numel()
+    return correct / total
+
+
+def d2l_train(net, train_iter, test_iter, epochs: int, lr: float, device: torch.device) -> float:
+    """d2l's ``train_ch6`` loop without the plot: ``float(loss)`` and accuracy every batch."""
+    net.to(device)
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+    loss = nn.CrossEntropyLoss()
+    test_acc = float("nan")
+    for epoch in range(epochs):
+        net.train()
+        loss_sum, correct, total = 0.0, 0.0, 0
+        for X, y in train_iter:
+            optimizer.zero_grad()
+            X, y = X.to(device), y.to(device)
+            y_hat = net(X)
+            batch_loss = loss(y_hat, y)
+            batch_loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                loss_sum += float(batch_loss) * X.shape[0]
+                correct += float((y_hat.argmax(dim=1) == y).sum())
+                total += X.shape[0]
+        test_acc = d2l_evaluate(net, test_iter, device)
+        print(f"  d2l   epoch {epoch + 1}: loss {loss_sum / total:.4f}, train acc "
+              f"{correct / total:.4f}, test acc {test_acc:.4f}", flush=True)
+    return test_acc
+
+
+def timed(fn, *args, **kwargs):
+    """``fn``'s result and its wall-clock seconds."""
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def run_d2l(args: argparse.Namespace, device: torch.device) -> dict:
+    (train_iter, test_iter), load_s = timed(
+        cb.data.fashion_mnist_loaders, args.batch_size, fast=False, num_workers=args.workers)
+    net = new_lenet(args.seed)
+    test_acc, train_s = timed(d2l_train, net, train_iter, test_iter, args.epochs, args.lr, device)
+    return {"load_s": load_s, "train_s": train_s, "test_acc": test_acc,
+            "examples": args.epochs * len(train_iter.dataset)}
+
+
+def run_convbook(args: argparse.Namespace, device: torch.device) -> dict:
+    (train, test), load_s = timed(
+        cb.data.fashion_mnist_loaders, args.batch_size, fast=True, device=device)
+    net = new_lenet(args.seed)
+    if args.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    history, train_s = timed(
+        cb.train.fit, net, train, test, epochs=args.epochs, lr=args.lr, amp=args.amp,
+        device=device, verbose=False)
+    for row in history.itertuples():
+        print(f"  fast  epoch {row.epoch}: loss {row.train_loss:.4f}, train acc "
+              f"{row.train_acc:.4f}, test acc {row.val_acc:.4f}", flush=True)
+    return {"load_s": load_s, "train_s": train_s, "test_acc": float(history["val_acc"].iloc[-1]),
+            "examples": args.epochs * train.dataset_size}
+
+
+def machine(device: torch.device) -> str:
+    """CPU model, cores, accelerator, torch version: the facts a reader compares against."""
+    cpu = platform.processor() or "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    text = f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    if device.type == "cuda":
+        text += f", {torch.cuda.get_device_name(device)}"
+    return text + f"; torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def markdown(args, device: torch.device, d2l: dict, fast: dict, command: str) -> str:
+    """The results table that speed.md includes."""
+    fast_name = "convbook: TensorLoader + `fit`"
+    extras = [name for name, on in (("mixed precision", args.amp),
+                                    ("channels-last", args.channels_last)) if on]
+    if extras:
+        fast_name += " (" + ", ".join(extras) + ")"
+    rows = []
+    for name, r in ((f"d2l: DataLoader ({args.workers} workers) + per-batch reads", d2l),
+                    (fast_name, fast)):
+        rows.append(f"| {name} | {r['examples'] / r['train_s']:,.0f} | {r['train_s']:.1f} | "
+                    f"{r['load_s']:.1f} | {r['test_acc']:.4f} |")
+    ratio = (fast["examples"] / fast["train_s"]) / (d2l["examples"] / d2l["train_s"])
+    return "\n".join([
+        f"| loop ({device.type}, {args.epochs} epochs, batch {args.batch_size}) | examples/s "
+        "| training wall time (s) | data loading (s) | final test accuracy |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        *rows,
+        "",
+        f"Speed-up: **{ratio:.1f}×** in examples per second; test accuracy difference "
+        f"{100 * (fast['test_acc'] - d2l['test_acc']):+.1f} points.",
+        "",
+        f"Machine: {machine(device)}. Measured "
+        f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} with `{command}`.",
+        "",
+    ])
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device) if args.device else cb.best_device()
+    print(f"LeNet on Fashion-MNIST, {args.epochs} epoch(s) on {device}: the d2l loop", flush=True)
+    d2l = run_d2l(args, device)
+    print("... and convbook's loop", flush=True)
+    fast = run_convbook(args, device)
+    command = shlex.join(["python", "benchmarks/lenet_speed.py", *sys.argv[1:]])
+    table = markdown(args, device, d2l, fast, command)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"lenet_speed_{device.type}.md"
+    path.write_text(table)
+    print(table)
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
