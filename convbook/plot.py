@@ -48,6 +48,8 @@ def _as_tensor(x, name: str, ndim: int, layout: str) -> torch.Tensor:
     tensor = torch.as_tensor(x).detach().cpu()
     if tensor.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D {layout}, got shape {tuple(tensor.shape)}")
+    if tensor.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(tensor.shape)}): nothing to show")
     return tensor.float()
 
 
@@ -98,6 +100,17 @@ def show_matrix(X, title: str | None = None, annotate: bool = True) -> Figure:
     return fig
 
 
+def _grid(n: int, ncols: int, cell: float, row_height: float) -> tuple[Figure, list[Axes]]:
+    """A figure with ``n`` square panels in rows of ``ncols``; unused grid cells removed."""
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    cell = min(cell, MAX_WIDTH / ncols)
+    fig, axes = _subplots(nrows, ncols, cell * ncols, nrows * cell * row_height + 0.4)
+    for ax in axes.flat[n:]:
+        fig.delaxes(ax)
+    return fig, list(axes.flat[:n])
+
+
 def _display_range(images: torch.Tensor) -> torch.Tensor:
     """Images in [0, 1] unchanged; normalised ones min–max rescaled per image for display."""
     if images.min() >= 0 and images.max() <= 1:
@@ -109,10 +122,13 @@ def _display_range(images: torch.Tensor) -> torch.Tensor:
 
 
 def _check_labels(values, name: str, n: int, class_names) -> list[int] | None:
-    """``values`` as a list of ``n`` class indices that ``class_names`` can name."""
+    """``values`` as a list of ``n`` integer class indices that ``class_names`` can name."""
     if values is None:
         return None
-    indices = torch.as_tensor(values).flatten().tolist()
+    tensor = torch.as_tensor(values)
+    if tensor.is_floating_point() or tensor.is_complex():
+        raise TypeError(f"{name} must be integer class indices, got dtype {tensor.dtype}")
+    indices = tensor.flatten().tolist()
     if len(indices) != n:
         raise ValueError(f"{name} has {len(indices)} entries but there are {n} images")
     if class_names is not None and any(not 0 <= i < len(class_names) for i in indices):
@@ -120,15 +136,18 @@ def _check_labels(values, name: str, n: int, class_names) -> list[int] | None:
     return indices
 
 
-def _caption(index: int, labels, predictions, class_names) -> tuple[str, str]:
+def _class_name(index: int, class_names: Sequence[str] | None) -> str:
+    return class_names[index] if class_names is not None else str(index)
+
+
+def _caption(label: int | None, prediction: int | None, class_names) -> tuple[str, str]:
     """Caption text and colour of one image: the prediction, red with the truth when wrong."""
-    name = (lambda k: class_names[k]) if class_names is not None else str
-    if predictions is None:
-        return (name(labels[index]) if labels is not None else "", "black")
-    predicted = name(predictions[index])
-    if labels is None or labels[index] == predictions[index]:
-        return predicted, "black"
-    return f"{predicted}\n(true: {name(labels[index])})", WRONG
+    if prediction is None:
+        return ("" if label is None else _class_name(label, class_names)), "black"
+    text = _class_name(prediction, class_names)
+    if label is None or label == prediction:
+        return text, "black"
+    return f"{text}\n(true: {_class_name(label, class_names)})", WRONG
 
 
 def show_images(images, labels=None, *, class_names: Sequence[str] | None = None,
@@ -142,27 +161,22 @@ def show_images(images, labels=None, *, class_names: Sequence[str] | None = None
     """
     batch = _as_tensor(images, "images", 4, "(N, C, H, W)")
     n, channels = batch.shape[:2]
-    if channels not in (1, 3) or n == 0:
-        raise ValueError(f"images must be (N, C, H, W) with N ≥ 1 and C 1 or 3, "
+    if channels not in (1, 3):
+        raise ValueError(f"images must be (N, C, H, W) with C 1 or 3, "
                          f"got shape {tuple(batch.shape)}")
     if ncols < 1:
         raise ValueError(f"ncols must be at least 1, got {ncols}")
     labels = _check_labels(labels, "labels", n, class_names)
     predictions = _check_labels(predictions, "predictions", n, class_names)
     pixels = _display_range(batch).permute(0, 2, 3, 1).numpy()
-    ncols = min(ncols, n)
-    nrows = math.ceil(n / ncols)
-    cell = min(1.2, MAX_WIDTH / ncols)
     captions = labels is not None or predictions is not None
-    fig, axes = _subplots(nrows, ncols, cell * ncols, nrows * cell * (1.45 if captions else 1.05)
-                          + 0.4)
-    for index, ax in enumerate(axes.flat):
-        if index >= n:
-            fig.delaxes(ax)
-            continue
+    fig, axes = _grid(n, ncols, cell=1.2, row_height=1.45 if captions else 1.05)
+    for index, ax in enumerate(axes):
         ax.imshow(pixels[index].squeeze(-1) if channels == 1 else pixels[index],
                   cmap="gray" if channels == 1 else None, vmin=0, vmax=1)
-        text, colour = _caption(index, labels, predictions, class_names)
+        label = None if labels is None else labels[index]
+        prediction = None if predictions is None else predictions[index]
+        text, colour = _caption(label, prediction, class_names)
         ax.set_title(text, fontsize=9, color=colour)
         ax.axis("off")
     fig.suptitle(title or f"{n} images")
@@ -178,14 +192,8 @@ def show_feature_maps(maps, title: str | None = None) -> Figure:
     """
     values = _as_tensor(maps, "maps", 3, "(C, H, W); for a batch pass maps[0]")
     channels = values.shape[0]
-    ncols = min(channels, 8)
-    nrows = math.ceil(channels / ncols)
-    cell = min(1.3, MAX_WIDTH / ncols)
-    fig, axes = _subplots(nrows, ncols, cell * ncols, nrows * cell * 1.2 + 0.4)
-    for index, ax in enumerate(axes.flat):
-        if index >= channels:
-            fig.delaxes(ax)
-            continue
+    fig, axes = _grid(channels, 8, cell=1.3, row_height=1.2)
+    for index, ax in enumerate(axes):
         ax.imshow(values[index].numpy(), cmap="viridis")
         ax.set_title(f"channel {index}", fontsize=9)
         ax.axis("off")
@@ -341,6 +349,8 @@ def plot_architecture(model, input_shape: Sequence[int], title: str | None = Non
     One box per row of :func:`convbook.models.layer_table`, coloured by kind (convolution,
     pooling, normalisation, activation, linear); beside each box its output shape (batch
     dimension dropped) and parameter count. ``input_shape`` is as for ``layer_table``.
+    Operations a model calls as functions (CifarNet's ``F.relu``) are not modules, so they
+    get no box.
     """
     from .models import count_parameters, layer_table
 
@@ -350,7 +360,7 @@ def plot_architecture(model, input_shape: Sequence[int], title: str | None = Non
         (layer, _shape_text(out), f"{params:,}" if params else "", _layer_colour(layer))
         for layer, out, params in zip(table["layer"], table["output shape"], table["parameters"])]
     step = 0.42
-    fig, axes = _subplots(1, 1, 6.5, step * len(rows) + 0.8)
+    fig, axes = _subplots(1, 1, 5.6, step * len(rows) + 0.8)
     ax = axes[0, 0]
     for i, (layer, shape_text, params, colour) in enumerate(rows):
         ax.add_patch(FancyBboxPatch((0.05, -i - 0.32), 0.9, 0.64, facecolor=colour,
@@ -363,7 +373,7 @@ def plot_architecture(model, input_shape: Sequence[int], title: str | None = Non
                         arrowprops={"arrowstyle": "->", "color": "#455a64"})
     ax.text(1.1, 0.75, "output shape", fontsize=9, style="italic")
     ax.text(2.0, 0.75, "parameters", fontsize=9, style="italic")
-    ax.set_xlim(0, 2.9)
+    ax.set_xlim(0, 2.55)
     ax.set_ylim(-len(rows) + 0.4, 1.1)
     ax.axis("off")
     ax.set_title(title or f"{type(model).__name__}: {count_parameters(model):,} parameters")

@@ -114,7 +114,7 @@ def test_show_images_keeps_images_already_in_unit_range():
 
 @pytest.mark.parametrize("images, kwargs, message", [
     (torch.rand(4, 28, 28), {}, r"images must be 4-D"),
-    (torch.rand(4, 2, 8, 8), {}, r"C 1 or 3, got shape \(4, 2, 8, 8\)"),
+    (torch.rand(4, 2, 8, 8), {}, r"with C 1 or 3, got shape \(4, 2, 8, 8\)"),
     (torch.rand(4, 1, 8, 8), {"labels": [0, 1, 2]}, r"labels has 3 entries but there are 4"),
     (torch.rand(2, 1, 8, 8), {"predictions": [0, 1, 2]}, r"predictions has 3 entries"),
     (torch.rand(2, 1, 8, 8), {"labels": [0, 4], "class_names": NAMES}, r"\[0, 4\)"),
@@ -123,6 +123,20 @@ def test_show_images_keeps_images_already_in_unit_range():
 def test_show_images_rejects_bad_input(images, kwargs, message):
     with pytest.raises(ValueError, match=message):
         plot.show_images(images, **kwargs)
+
+
+@pytest.mark.parametrize("show, empty", [(plot.show_images, torch.rand(0, 1, 8, 8)),
+                                          (plot.show_feature_maps, torch.rand(0, 5, 5)),
+                                          (plot.show_kernels, torch.rand(0, 1, 3, 3)),
+                                          (plot.show_matrix, torch.rand(0, 3))])
+def test_empty_input_is_rejected(show, empty):
+    with pytest.raises(ValueError, match="is empty"):
+        show(empty)
+
+
+def test_show_images_rejects_fractional_labels():
+    with pytest.raises(TypeError, match=r"labels must be integer class indices"):
+        plot.show_images(torch.rand(2, 1, 8, 8), torch.tensor([0.0, 1.0]))
 
 
 def test_show_feature_maps_gives_one_titled_panel_per_channel():
