@@ -138,7 +138,7 @@ def machine(device: torch.device) -> str:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    text = f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    text = f"{cpu}, {os.cpu_count()} cores, torch threads: {torch.get_num_threads()}"
     if device.type == "cuda":
         text += f", {torch.cuda.get_device_name(device)}"
     return text + f"; torch {torch.__version__}, Python {platform.python_version()}"
