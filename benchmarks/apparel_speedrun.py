@@ -34,7 +34,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="default: convbook.best_device()")
     parser.add_argument("--smoke", action="store_true",
-                        help="1 epoch on 1,024 training / 512 test images, width 16, batch 128 (CPU check)")
+                        help="CPU check: 1 epoch on 1,024 training / 512 test images, "
+                             "width 16, batch 128")
     args = parser.parse_args(argv)
     if args.smoke:
         args.epochs, args.width, args.batch_size = 1, 16, 128
@@ -103,7 +104,8 @@ def loaders(args: argparse.Namespace, device: torch.device):
     train_x, train_y = cb.data.load_tensors("fashion_mnist", train=True)
     test_x, test_y = cb.data.load_tensors("fashion_mnist", train=False)
     if args.smoke:
-        train_x, train_y, test_x, test_y = train_x[:1024], train_y[:1024], test_x[:512], test_y[:512]
+        train_x, train_y = train_x[:1024], train_y[:1024]
+        test_x, test_y = test_x[:512], test_y[:512]
     train_x = cb.data.normalize(train_x, "fashion_mnist")
     test_x = cb.data.normalize(test_x, "fashion_mnist")
     train = cb.data.TensorLoader(train_x, train_y, args.batch_size, shuffle=True, seed=args.seed,

@@ -75,7 +75,9 @@ def _make_optimizer(
         raise ValueError("pass either optimizer or lr, not both (lr only builds plain SGD)")
     if optimizer is not None:
         if not isinstance(optimizer, torch.optim.Optimizer):
-            raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+            raise TypeError(
+                f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
+            )
         return optimizer
     if lr is None:
         raise ValueError("pass an optimizer, or lr to train with plain SGD")
@@ -275,7 +277,8 @@ def evaluate(
     _check_model(model)
     device = _model_device(model) if device is None else torch.device(device)
     model.to(device)
-    return _evaluate(model, data, nn.CrossEntropyLoss() if loss_fn is None else loss_fn, device, False)
+    loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
+    return _evaluate(model, data, loss_fn, device, amp=False)
 
 
 def _image_batches(data_or_images: Tensor | Iterable, batch_size: int) -> Iterable[Tensor]:
@@ -283,12 +286,14 @@ def _image_batches(data_or_images: Tensor | Iterable, batch_size: int) -> Iterab
     if isinstance(data_or_images, Tensor):
         if data_or_images.dim() < 2:
             raise ValueError(
-                f"images must be batched, e.g. (N, C, H, W); got shape {tuple(data_or_images.shape)}"
+                "images must be batched, e.g. (N, C, H, W); "
+                f"got shape {tuple(data_or_images.shape)}"
             )
         return data_or_images.split(batch_size)
     if not isinstance(data_or_images, Iterable):
         raise TypeError(
-            f"expected an images tensor or a loader of (X, y) batches, got {type(data_or_images).__name__}"
+            "expected an images tensor or a loader of (X, y) batches, "
+            f"got {type(data_or_images).__name__}"
         )
     return (batch[0] if isinstance(batch, (tuple, list)) else batch for batch in data_or_images)
 
@@ -401,7 +406,8 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or not {"model_class", "state_dict", "metadata"} <= payload.keys():
+    keys = {"model_class", "state_dict", "metadata"}
+    if not isinstance(payload, dict) or not keys <= payload.keys():
         raise ValueError(f"{path} is not a convbook checkpoint (written by save_checkpoint)")
     if payload["model_class"] != type(model).__name__:
         raise ValueError(

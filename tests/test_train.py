@@ -299,7 +299,8 @@ def test_load_checkpoint_names_what_differs(tmp_path):
     path = save_checkpoint(nn.Linear(4, 3), tmp_path / "linear.pt")
     with pytest.raises(ValueError, match="holds a Linear, but the model is a Sequential"):
         load_checkpoint(tiny_net(), path)
-    with pytest.raises(ValueError, match=r"weight: checkpoint has shape \(3, 4\), model has \(5, 4\)"):
+    shapes = r"weight: checkpoint has shape \(3, 4\), model has \(5, 4\)"
+    with pytest.raises(ValueError, match=shapes):
         load_checkpoint(nn.Linear(4, 5), path)
     with pytest.raises(ValueError, match=r"unexpected keys \['bias'\]"):
         load_checkpoint(nn.Linear(4, 3, bias=False), path)
