@@ -11,6 +11,7 @@ asks of every network: how big is it, and what shape does each layer produce?
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
 
 import pandas as pd
 import torch
@@ -193,7 +194,13 @@ class SmallCNN(nn.Module):
     between them; stage 1 has one conv–BN–ReLU block (it runs at full resolution, where
     compute is dearest), stages 2 and 3 have two. Global average pooling makes the head
     independent of the input size, so the same class serves 28×28 and 32×32 images; dropout
-    and one linear layer produce the logits. Sized to train on a 2-core CPU in minutes.
+    and one linear layer produce the logits.
+
+    Sized for a 2-core CPU. One forward+backward pass of a 256-image Fashion-MNIST batch
+    costs about 190 ms of CPU time at ``width=16`` and 550 ms at ``width=32`` in float32;
+    ``channels_last`` memory and bfloat16 autocast (``fit(..., amp=True)``) cut that to
+    about 85 ms and 220 ms on CPUs with bf16 instructions (speed.md). ``width=16`` trained
+    for five epochs reaches about 0.92 test accuracy on Fashion-MNIST.
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32) -> None:
@@ -236,8 +243,10 @@ def count_parameters(model: nn.Module) -> int:
 def _check_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     """Validate ``input_shape``; a ``(C, H, W)`` shape becomes a batch of one."""
     shape = tuple(input_shape)
-    if not shape or not all(isinstance(n, int) and n > 0 for n in shape):
+    if not shape or not all(isinstance(n, Integral) and not isinstance(n, bool) and n > 0
+                            for n in shape):
         raise ValueError(f"input_shape must be positive integers, got {input_shape!r}")
+    shape = tuple(int(n) for n in shape)
     return (1, *shape) if len(shape) == 3 else shape
 
 

@@ -2,6 +2,7 @@
 helpers, and a tiny training run that proves the course's CNNs can learn."""
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -150,12 +151,19 @@ def test_layer_table_names_the_layer_that_rejects_a_wrong_channel_count():
     assert model.training
 
 
+def test_layer_table_accepts_numpy_and_torch_sizes():
+    shape = torch.Size([1, 1, 28, 28])
+    assert models.layer_table(models.LeNet(), shape)["output shape"].iloc[0] == (1, 6, 28, 28)
+    table = models.layer_table(models.LeNet(), tuple(np.array([1, 28, 28])))
+    assert table["output shape"].iloc[-1] == (1, 10)
+
+
 def test_layer_table_names_the_linear_layer_that_rejects_a_wrong_image_size():
     with pytest.raises(ValueError, match=r"'net\.7' \(Linear\) expects \(N, 400\) but got \(1, 576\)"):
         models.layer_table(models.LeNet(), (1, 1, 32, 32))
 
 
-@pytest.mark.parametrize("bad", [(), (1, 0, 28, 28), (1, 1, 28.0, 28), (-1, 28, 28)])
+@pytest.mark.parametrize("bad", [(), (1, 0, 28, 28), (1, 1, 28.0, 28), (-1, 28, 28), (True, 28, 28)])
 def test_layer_table_rejects_malformed_shapes(bad):
     with pytest.raises(ValueError, match="input_shape"):
         models.layer_table(models.LeNet(), bad)
