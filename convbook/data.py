@@ -31,6 +31,7 @@ __all__ = [
     "load_tensors",
     "normalize",
     "TensorLoader",
+    "random_crop_flip",
     "fashion_mnist_loaders",
     "train_val_split",
     "cifar10_split",
@@ -205,6 +206,35 @@ class TensorLoader:
             if self.transform is not None:
                 X = self.transform(X)
             yield X, labels[start:stop]
+
+
+def random_crop_flip(
+    images: torch.Tensor, padding: int = 4, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Data augmentation for a whole batch at once, on the batch's own device.
+
+    Each image of ``images`` (N, C, H, W) is shifted by up to ``padding`` pixels in each
+    direction (a random crop of the zero-padded image) and half of them, at random, are
+    mirrored left-right. ``padding=0`` only mirrors. Random numbers come from ``generator``
+    (a CPU ``torch.Generator``), or from torch's global one when it is ``None``. Pass it as a
+    :class:`TensorLoader` ``transform``; chapters 7 and 9 explain why it helps.
+    """
+    if images.dim() != 4:
+        raise ValueError(f"images must be 4-D (N, C, H, W), got shape {tuple(images.shape)}")
+    if not isinstance(padding, int) or padding < 0:
+        raise ValueError(f"padding must be a non-negative int, got {padding!r}")
+    n, _, h, w = images.shape
+    if padding:
+        shift = (n, 1, 1)
+        top = torch.randint(0, 2 * padding + 1, shift, generator=generator).to(images.device)
+        left = torch.randint(0, 2 * padding + 1, shift, generator=generator).to(images.device)
+        rows = top + torch.arange(h, device=images.device).view(1, h, 1)
+        cols = left + torch.arange(w, device=images.device).view(1, 1, w)
+        padded = torch.nn.functional.pad(images, (padding,) * 4)
+        batch = torch.arange(n, device=images.device).view(n, 1, 1)
+        images = padded[batch, :, rows, cols].permute(0, 3, 1, 2)
+    flip = (torch.rand(n, generator=generator) < 0.5).to(images.device).view(n, 1, 1, 1)
+    return torch.where(flip, images.flip(-1), images).contiguous()
 
 
 def fashion_mnist_loaders(

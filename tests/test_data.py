@@ -225,3 +225,42 @@ def test_cifar10_split_sizes_union_and_determinism(cifar10):
     assert torch.bincount(yval).min() > 500  # a random split keeps every class
     _, (_, yval_again), _ = data.cifar10_split(seed=0)
     assert torch.equal(yval_again, yval)
+
+
+def _padded_windows(image: torch.Tensor, padding: int) -> list[torch.Tensor]:
+    """Every crop of the zero-padded image and its mirror: what augmentation may return."""
+    padded = torch.nn.functional.pad(image, (padding,) * 4)
+    h, w = image.shape[-2:]
+    crops = [
+        padded[:, top:top + h, left:left + w]
+        for top in range(2 * padding + 1)
+        for left in range(2 * padding + 1)
+    ]
+    return crops + [crop.flip(-1) for crop in crops]
+
+
+@pytest.mark.parametrize("padding", [0, 2])
+def test_random_crop_flip_returns_shifted_or_mirrored_images(padding):
+    images = torch.rand(16, 3, 7, 9, generator=torch.Generator().manual_seed(1))
+    out = data.random_crop_flip(images, padding, generator=torch.Generator().manual_seed(2))
+    assert out.shape == images.shape and out.is_contiguous()
+    for image, result in zip(images, out):
+        assert any(torch.equal(result, window) for window in _padded_windows(image, padding))
+    mirrored = sum(not torch.equal(r, i) for r, i in zip(out, images))
+    assert 0 < mirrored <= 16
+
+
+def test_random_crop_flip_is_reproducible_and_varies():
+    images = torch.rand(32, 1, 8, 8)
+    first = data.random_crop_flip(images, 3, generator=torch.Generator().manual_seed(5))
+    again = data.random_crop_flip(images, 3, generator=torch.Generator().manual_seed(5))
+    other = data.random_crop_flip(images, 3, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+
+
+def test_random_crop_flip_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"4-D.*\(8, 8\)"):
+        data.random_crop_flip(torch.rand(8, 8))
+    with pytest.raises(ValueError, match="padding"):
+        data.random_crop_flip(torch.rand(2, 1, 8, 8), padding=-1)
