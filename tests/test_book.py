@@ -220,6 +220,14 @@ def test_no_timing_columns_shown(chapter):
     assert not shown, f"{path.name}: code cells {shown} show timings in a table (its widths vary)"
 
 
+def test_code_lines_fit_the_page(chapter):
+    """_static/convbook.css sizes code so that about 92 characters show without scrolling."""
+    path, nb = chapter
+    long = [(n, len(line)) for n, cell in enumerate(code_cells(nb))
+            for line in cell.source.splitlines() if len(line) > 90]
+    assert not long, f"{path.name}: (code cell, characters) over 90: {long}"
+
+
 def test_no_output_hidden_by_a_trailing_semicolon(chapter):
     """nbval runs cells without IPython's history, where a final ``;`` hides nothing."""
     path, nb = chapter
