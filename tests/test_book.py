@@ -234,3 +234,21 @@ def test_no_output_hidden_by_a_trailing_semicolon(chapter):
     hidden = [n for n, cell in enumerate(code_cells(nb))
               if cell.source.rstrip().endswith(";")]
     assert not hidden, f"{path.name}: code cells {hidden} end in ';': assign the result instead"
+
+
+def test_unchecked_outputs_follow_training_and_are_asserted(chapter):
+    """Cells tagged ``nbval-ignore-output`` print numbers that depend on trained weights,
+    which differ between CPU models (CONTRIBUTING.md). Nothing before the first training
+    cell may be tagged, and each tagged cell's claim is asserted in it or in the next two."""
+    path, nb = chapter
+    code = code_cells(nb)
+    tagged = [n for n, cell in enumerate(code)
+              if "nbval-ignore-output" in cell.metadata.get("tags", [])]
+    if not tagged:
+        return
+    first_fit = next((n for n, cell in enumerate(code) if "fit(" in cell.source), None)
+    assert first_fit is not None and tagged[0] >= first_fit, \
+        f"{path.name}: code cells {tagged} are tagged but training starts at {first_fit}"
+    unasserted = [n for n in tagged if not any(re.search(r"^\s*assert ", cell.source, re.M)
+                                               for cell in code[n:n + 3])]
+    assert not unasserted, f"{path.name}: tagged code cells {unasserted} have no assert nearby"
