@@ -252,3 +252,14 @@ def test_unchecked_outputs_follow_training_and_are_asserted(chapter):
     unasserted = [n for n in tagged if not any(re.search(r"^\s*assert ", cell.source, re.M)
                                                for cell in code[n:n + 3])]
     assert not unasserted, f"{path.name}: tagged code cells {unasserted} have no assert nearby"
+
+
+def test_no_line_split_across_stream_outputs(chapter):
+    """The kernel can flush a ``print`` between its text and its newline, leaving two stream
+    outputs; the book merges them with an extra newline, a blank line the reader sees."""
+    path, nb = chapter
+    split = [n for n, cell in enumerate(code_cells(nb))
+             for a, b in zip(cell.outputs, cell.outputs[1:])
+             if a.output_type == b.output_type == "stream" and a.name == b.name
+             and not a.text.endswith("\n")]
+    assert not split, f"{path.name}: code cells {split} have a line split across outputs; re-run it"
