@@ -1,0 +1,105 @@
+"""How sure is an accuracy? Confidence intervals for accuracies measured on n examples.
+
+An accuracy of 0.9150 on 6,000 test images is one draw: another 6,000 images from the same
+distribution would give a slightly different number. Every chapter that compares two
+accuracies (chapter 1's MLP and CNN, chapter 6's ablation, chapters 7 and 9's augmentation
+runs) prints their 95 % intervals with these helpers, and calls a difference whose own
+interval contains zero "no measurable difference" rather than a win.
+
+The interval is Wilson's score interval: unlike the textbook ``p ± 1.96·sqrt(p(1-p)/n)``,
+it stays inside [0, 1] and keeps its coverage for accuracies near 0 or 1.
+"""
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+__all__ = [
+    "wilson_interval", "accuracy_interval", "format_interval", "difference_interval",
+    "compare_accuracies",
+]
+
+
+def _z(confidence: float) -> float:
+    """The two-sided standard-normal quantile: 1.96 for ``confidence=0.95``."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence!r}")
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def _check_count(n: object) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive whole number of examples, got {n!r}")
+    return n
+
+
+def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval ``(low, high)`` for ``correct`` successes out of ``n`` trials.
+
+    >>> low, high = wilson_interval(915, 1000)
+    >>> round(low, 4), round(high, 4)
+    (0.8964, 0.9302)
+    """
+    n = _check_count(n)
+    if isinstance(correct, bool) or not isinstance(correct, int) or not 0 <= correct <= n:
+        raise ValueError(f"correct must be a whole number from 0 to n={n}, got {correct!r}")
+    z = _z(confidence)
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    # At 0 or n correct the bounds are exactly 0 or 1; floating point would leave 1e-17.
+    low = 0.0 if correct == 0 else centre - half
+    high = 1.0 if correct == n else centre + half
+    return low, high
+
+
+def accuracy_interval(accuracy: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson interval of an accuracy given as a fraction of ``n`` examples.
+
+    The fraction is turned back into a count, ``round(accuracy * n)``, so an accuracy
+    printed to four decimals gives the same interval as the exact one.
+    """
+    n = _check_count(n)
+    accuracy = float(accuracy)
+    if not 0.0 <= accuracy <= 1.0:
+        raise ValueError(f"accuracy must be a fraction in [0, 1], got {accuracy!r}")
+    return wilson_interval(round(accuracy * n), n, confidence)
+
+
+def format_interval(accuracy: float, n: int, confidence: float = 0.95) -> str:
+    """``'0.9150 (95 % CI 0.9078–0.9217, n = 6,000)'``: an accuracy with its interval."""
+    low, high = accuracy_interval(accuracy, n, confidence)
+    return f"{accuracy:.4f} ({confidence * 100:g} % CI {low:.4f}–{high:.4f}, n = {n:,})"
+
+
+def difference_interval(acc_a: float, n_a: int, acc_b: float, n_b: int,
+                        confidence: float = 0.95) -> tuple[float, float]:
+    """Interval ``(low, high)`` for ``acc_a - acc_b`` (Newcombe's method, from two Wilson intervals).
+
+    It treats the two accuracies as measured on independent samples. Two models scored on
+    the *same* test images make correlated errors, which narrows the true interval, so for
+    them this one errs on the side of "no measurable difference".
+    """
+    low_a, high_a = accuracy_interval(acc_a, n_a, confidence)
+    low_b, high_b = accuracy_interval(acc_b, n_b, confidence)
+    diff = acc_a - acc_b
+    return (diff - math.hypot(acc_a - low_a, high_b - acc_b),
+            diff + math.hypot(high_a - acc_a, acc_b - low_b))
+
+
+def compare_accuracies(acc_a: float, n_a: int, acc_b: float, n_b: int,
+                       names: tuple[str, str] = ("A", "B"), confidence: float = 0.95) -> str:
+    """One sentence comparing two accuracies: each with its interval, then the verdict.
+
+    The verdict reads the interval of the difference: when it contains 0 the run shows
+    "no measurable difference"; otherwise it names the higher one and by how much.
+    """
+    name_a, name_b = names
+    low, high = difference_interval(acc_a, n_a, acc_b, n_b, confidence)
+    both = (f"{name_a} {format_interval(acc_a, n_a, confidence)}, "
+            f"{name_b} {format_interval(acc_b, n_b, confidence)}")
+    span = f"difference {acc_a - acc_b:+.4f}, {confidence * 100:g} % CI {low:+.4f} to {high:+.4f}"
+    if low <= 0 <= high:
+        return f"{both}: no measurable difference ({span})."
+    higher = name_a if low > 0 else name_b
+    return f"{both}: {higher} is higher ({span})."

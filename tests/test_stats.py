@@ -1,0 +1,72 @@
+"""convbook.stats: Wilson and Newcombe intervals against published values and by simulation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import convbook as cb
+
+
+def test_wilson_matches_newcombes_published_example():
+    # Newcombe (1998), Statistics in Medicine 17, 857-872: 81/263 -> 0.2553 to 0.3662.
+    low, high = cb.stats.wilson_interval(81, 263)
+    assert (round(low, 4), round(high, 4)) == (0.2553, 0.3662)
+
+
+def test_wilson_stays_inside_zero_one_at_the_extremes():
+    assert cb.stats.wilson_interval(0, 10)[0] == 0.0
+    assert cb.stats.wilson_interval(10, 10)[1] == 1.0
+    low, high = cb.stats.wilson_interval(0, 10)
+    assert high == pytest.approx(0.2775, abs=1e-4)
+
+
+def test_wilson_covers_the_true_accuracy_about_95_percent_of_the_time():
+    rng = np.random.default_rng(0)
+    n, p = 500, 0.9
+    counts = rng.binomial(n, p, size=2000)
+    covered = [lo <= p <= hi for lo, hi in (cb.stats.wilson_interval(int(c), n) for c in counts)]
+    assert 0.93 <= np.mean(covered) <= 0.97
+
+
+def test_narrower_for_more_examples_and_lower_confidence():
+    wide = cb.stats.accuracy_interval(0.9, 1000)
+    narrow = cb.stats.accuracy_interval(0.9, 10000)
+    loose = cb.stats.accuracy_interval(0.9, 1000, confidence=0.8)
+    width = lambda iv: iv[1] - iv[0]  # noqa: E731
+    assert width(narrow) < width(wide) / 3
+    assert width(loose) < width(wide)
+
+
+def test_difference_matches_newcombes_published_example():
+    # Newcombe (1998), method 10: 56/70 - 48/80 = 0.2000, interval 0.0524 to 0.3339.
+    low, high = cb.stats.difference_interval(56 / 70, 70, 48 / 80, 80)
+    assert (round(low, 4), round(high, 4)) == (0.0524, 0.3339)
+
+
+def test_compare_calls_overlapping_runs_no_measurable_difference():
+    text = cb.stats.compare_accuracies(0.910, 6000, 0.915, 6000, names=("MLP", "CNN"))
+    assert "no measurable difference" in text
+    assert "MLP 0.9100 (95 % CI" in text and "n = 6,000" in text
+
+
+def test_compare_names_the_higher_one_when_the_difference_is_clear():
+    # 0.5555 vs 0.5785 on 6,000 images each: about 2.5 standard errors apart.
+    text = cb.stats.compare_accuracies(0.5555, 6000, 0.5785, 6000, names=("val", "test"))
+    assert "test is higher" in text and "no measurable" not in text
+
+
+def test_format_interval():
+    assert cb.stats.format_interval(0.915, 6000) == \
+        "0.9150 (95 % CI 0.9077–0.9218, n = 6,000)"
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: cb.stats.wilson_interval(11, 10), "correct must be a whole number from 0 to n=10"),
+    (lambda: cb.stats.wilson_interval(5, 0), "n must be a positive whole number"),
+    (lambda: cb.stats.wilson_interval(5.0, 10), "correct must be a whole number"),
+    (lambda: cb.stats.accuracy_interval(91.5, 6000), r"accuracy must be a fraction in \[0, 1\]"),
+    (lambda: cb.stats.accuracy_interval(0.9, 6000, confidence=95), "confidence must be"),
+])
+def test_bad_input_is_refused_with_a_specific_message(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
