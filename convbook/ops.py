@@ -73,6 +73,20 @@ def _check_fits(X: torch.Tensor, K: torch.Tensor) -> None:
         )
 
 
+def _widened(X: torch.Tensor, K: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``X`` and ``K`` in the dtype the correlation is computed in.
+
+    Floating-point inputs keep torch's promotion (``float32 * float64 -> float64``).
+    Integer and bool inputs are summed as int64: in ``uint8`` a single window of
+    ``20 * 20 * 4 = 1600`` wraps around to 64, and bool arithmetic is a logical OR,
+    not a count.
+    """
+    dtype = torch.result_type(X, K)
+    if not (dtype.is_floating_point or dtype.is_complex):
+        dtype = torch.int64
+    return X.to(dtype), K.to(dtype)
+
+
 def _check_channels(X: torch.Tensor, K: torch.Tensor) -> None:
     """Input and kernel must agree on the number of input channels."""
     if X.shape[0] != K.shape[-3]:
@@ -88,14 +102,14 @@ def corr2d(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     Slides the kernel over every position where it fits entirely inside ``X`` and sums the
     elementwise products, so the output has shape ``(H - h + 1, W - w + 1)``. Written as the
     double loop the chapter explains; ``corr2d_fast`` computes the same thing in one step.
+    Integer and bool inputs give exact int64 counts (see ``_widened``).
     """
     _check_tensor(X, 2, "X", "(height, width)")
     _check_tensor(K, 2, "K", "(height, width)")
     _check_fits(X, K)
+    X, K = _widened(X, K)
     h, w = K.shape
-    Y = X.new_zeros(
-        (X.shape[0] - h + 1, X.shape[1] - w + 1), dtype=torch.result_type(X, K)
-    )
+    Y = X.new_zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
     for i in range(Y.shape[0]):
         for j in range(Y.shape[1]):
             Y[i, j] = (X[i : i + h, j : j + w] * K).sum()
@@ -107,11 +121,12 @@ def corr2d_fast(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
 
     ``Tensor.unfold`` builds a view of every ``(h, w)`` window of ``X`` at once, shape
     ``(H - h + 1, W - w + 1, h, w)``, without copying; multiplying by ``K`` and summing the
-    last two dimensions gives all outputs together (chapter 2).
+    last two dimensions gives all outputs together (chapter 2). Same dtype rule as ``corr2d``.
     """
     _check_tensor(X, 2, "X", "(height, width)")
     _check_tensor(K, 2, "K", "(height, width)")
     _check_fits(X, K)
+    X, K = _widened(X, K)
     h, w = K.shape
     windows = X.unfold(0, h, 1).unfold(1, w, 1)
     return (windows * K).sum(dim=(-2, -1))
@@ -210,23 +225,32 @@ def corr2d_multi_in(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     """Cross-correlate a ``(C, H, W)`` input with a ``(C, h, w)`` kernel (chapter 4).
 
     Each input channel gets its own 2-D kernel; the per-channel results are summed into one
-    ``(H - h + 1, W - w + 1)`` output channel.
+    ``(H - h + 1, W - w + 1)`` output channel. With zero channels that sum is empty: zeros.
     """
     _check_tensor(X, 3, "X", "(channels, height, width)")
     _check_tensor(K, 3, "K", "(channels, height, width)")
     _check_channels(X, K)
-    return sum(corr2d_fast(x, k) for x, k in zip(X, K))
+    _check_fits(X, K)
+    X, K = _widened(X, K)
+    Y = X.new_zeros((X.shape[1] - K.shape[1] + 1, X.shape[2] - K.shape[2] + 1))
+    for x, k in zip(X, K):
+        Y = Y + corr2d_fast(x, k)
+    return Y
 
 
 def corr2d_multi_in_out(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     """Cross-correlate ``(C_in, H, W)`` with ``(C_out, C_in, h, w)`` kernels (chapter 4).
 
     Output channel ``o`` is ``corr2d_multi_in(X, K[o])``; the results are stacked into
-    ``(C_out, H - h + 1, W - w + 1)``.
+    ``(C_out, H - h + 1, W - w + 1)``; zero output channels give an empty ``(0, ...)`` tensor.
     """
     _check_tensor(X, 3, "X", "(channels, height, width)")
     _check_tensor(K, 4, "K", "(out_channels, in_channels, height, width)")
     _check_channels(X, K)
+    _check_fits(X, K)
+    if K.shape[0] == 0:
+        X, K = _widened(X, K)
+        return X.new_zeros((0, X.shape[1] - K.shape[2] + 1, X.shape[2] - K.shape[3] + 1))
     return torch.stack([corr2d_multi_in(X, k) for k in K], dim=0)
 
 

@@ -240,3 +240,50 @@ def test_bad_shapes_raise_value_errors_naming_them(call, message):
 def test_bad_types_raise_type_errors(call, message):
     with pytest.raises(TypeError, match=message):
         call()
+
+
+# ------------------------------------------------ integer and bool inputs, empty channels
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int32, torch.bool])
+def test_corr2d_counts_exactly_on_integer_and_bool_inputs(dtype):
+    gen = torch.Generator().manual_seed(0)
+    high = 2 if dtype == torch.bool else 100
+    X = torch.randint(0, high, (6, 7), generator=gen).to(dtype)
+    K = torch.randint(0, high, (3, 2), generator=gen).to(dtype)
+    expected = F.conv2d(X.double()[None, None], K.double()[None, None])[0, 0]
+    slow, fast = ops.corr2d(X, K), ops.corr2d_fast(X, K)
+    assert slow.dtype == fast.dtype == torch.int64
+    assert torch.equal(slow, fast)
+    assert torch.equal(slow.double(), expected)
+
+
+def test_corr2d_uint8_does_not_overflow():
+    X = torch.full((4, 4), 20, dtype=torch.uint8)
+    K = torch.full((2, 2), 20, dtype=torch.uint8)
+    assert ops.corr2d(X, K)[0, 0].item() == ops.corr2d_fast(X, K)[0, 0].item() == 1600
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_corr2d_keeps_floating_dtypes(dtype):
+    X, K = torch.ones(3, 3, dtype=dtype), torch.ones(2, 2, dtype=dtype)
+    assert ops.corr2d(X, K).dtype == ops.corr2d_fast(X, K).dtype == dtype
+
+
+def test_corr2d_multi_in_with_zero_channels_is_an_empty_sum():
+    Y = ops.corr2d_multi_in(torch.ones(0, 5, 4), torch.ones(0, 2, 3))
+    assert isinstance(Y, torch.Tensor)
+    assert Y.shape == (4, 2) and Y.dtype == torch.float32
+    assert torch.equal(Y, torch.zeros(4, 2))
+
+
+def test_corr2d_multi_in_out_with_zero_output_channels_is_empty():
+    Y = ops.corr2d_multi_in_out(torch.ones(2, 5, 4), torch.ones(0, 2, 2, 3))
+    assert Y.shape == (0, 4, 2) and Y.dtype == torch.float32
+
+
+def test_empty_channels_still_check_that_the_kernel_fits():
+    with pytest.raises(ValueError, match=r"kernel \(6, 3\) is larger than input \(5, 4\)"):
+        ops.corr2d_multi_in(torch.ones(0, 5, 4), torch.ones(0, 6, 3))
+    with pytest.raises(ValueError, match=r"kernel \(6, 3\) is larger than input \(5, 4\)"):
+        ops.corr2d_multi_in_out(torch.ones(2, 5, 4), torch.ones(0, 2, 6, 3))
