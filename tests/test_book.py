@@ -236,14 +236,23 @@ def test_no_output_hidden_by_a_trailing_semicolon(chapter):
     assert not hidden, f"{path.name}: code cells {hidden} end in ';': assign the result instead"
 
 
-def test_unchecked_outputs_follow_training_and_are_asserted(chapter):
-    """Cells tagged ``nbval-ignore-output`` print numbers that depend on trained weights,
-    which differ between CPU models (CONTRIBUTING.md). Nothing before the first training
-    cell may be tagged, and each tagged cell's claim is asserted in it or in the next two."""
+def test_trained_outputs_are_compared_within_tolerance_not_ignored(chapter):
+    """``nbval-ignore-output`` would let a regression in a trained number pass unseen; such
+    cells are tagged ``nbval-approx`` instead (tests/nbval_approx.py, CONTRIBUTING.md)."""
+    path, nb = chapter
+    ignored = [n for n, cell in enumerate(code_cells(nb))
+               if "nbval-ignore-output" in cell.metadata.get("tags", [])]
+    assert not ignored, f"{path.name}: code cells {ignored} are tagged nbval-ignore-output; " \
+                        "tag them nbval-approx"
+
+
+def test_approximate_outputs_follow_training_and_are_asserted(chapter):
+    """Cells tagged ``nbval-approx`` print numbers that depend on trained weights, which
+    differ between CPU models (CONTRIBUTING.md). Nothing before the first training cell
+    may be tagged, and each tagged cell's claim is asserted in it or in the next two."""
     path, nb = chapter
     code = code_cells(nb)
-    tagged = [n for n, cell in enumerate(code)
-              if "nbval-ignore-output" in cell.metadata.get("tags", [])]
+    tagged = [n for n, cell in enumerate(code) if "nbval-approx" in cell.metadata.get("tags", [])]
     if not tagged:
         return
     first_fit = next((n for n, cell in enumerate(code) if "fit(" in cell.source), None)
@@ -252,6 +261,52 @@ def test_unchecked_outputs_follow_training_and_are_asserted(chapter):
     unasserted = [n for n in tagged if not any(re.search(r"^\s*assert ", cell.source, re.M)
                                                for cell in code[n:n + 3])]
     assert not unasserted, f"{path.name}: tagged code cells {unasserted} have no assert nearby"
+
+
+# A decimal number; a full stop after it ends the sentence.
+DECIMAL = re.compile(r"(?<![\w.])\d+\.\d+(?!\w|\.\d)")
+SOLUTION = re.compile(r"^(\s*)(`{3,}|:{3,})\{dropdown\}[^\n]*\n(.*?)^\1\2\s*$", re.M | re.S)
+
+
+def solution_decimals(nb: nbformat.NotebookNode) -> set[str]:
+    """Every decimal number written in a solution dropdown of the chapter's markdown."""
+    return {number for cell in nb.cells if cell.cell_type == "markdown"
+            for match in SOLUTION.finditer(cell.source)
+            for number in DECIMAL.findall(match.group(3))}
+
+
+def printed_decimals(nb: nbformat.NotebookNode) -> set[str]:
+    """Decimal numbers the chapter prints (streams, text and HTML outputs) or its code sets."""
+    texts = [cell.source for cell in code_cells(nb)]
+    for _, output in outputs(nb):
+        texts.append(output.get("text", ""))
+        texts += [output.get("data", {}).get(mime, "") for mime in ("text/plain", "text/html")]
+    return set(DECIMAL.findall("\n".join(texts)))
+
+
+def supported(number: str, printed: set[str]) -> bool:
+    """``number`` is printed, or is a printed number rounded to as many decimals."""
+    places = len(number.split(".")[1])
+    return any(p == number or (len(p.split(".")[1]) > places
+                               and f"{float(p):.{places}f}" == number) for p in printed)
+
+
+def test_solution_numbers_are_printed_by_the_chapter(chapter):
+    """A number a solution states must come from a cell CI runs (issue: solutions that run)."""
+    path, nb = chapter
+    printed = printed_decimals(nb)
+    unsupported = sorted(n for n in solution_decimals(nb) if not supported(n, printed))
+    assert not unsupported, f"{path.name}: solutions state {unsupported}, which no cell prints"
+
+
+def test_solution_check_catches_a_typed_number():
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("```{dropdown} Solution\nIt reaches 0.9157, not 0.95.\n```"),
+        nbformat.v4.new_code_cell("acc = evaluate()", outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text="test accuracy 0.91572\n")]),
+    ])
+    assert solution_decimals(nb) == {"0.9157", "0.95"}
+    assert [n for n in solution_decimals(nb) if not supported(n, printed_decimals(nb))] == ["0.95"]
 
 
 def test_no_line_split_across_stream_outputs(chapter):
