@@ -335,3 +335,68 @@ def _pool_geometry(
             f"(input shape {tuple(X.shape)}, padding {pad})"
         )
     return size, step, pad
+
+
+def batch_norm(
+    X: torch.Tensor,
+    gamma: torch.Tensor,
+    beta: torch.Tensor,
+    moving_mean: torch.Tensor,
+    moving_var: torch.Tensor,
+    *,
+    training: bool,
+    eps: float = 1e-5,
+    momentum: float = 0.1,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Batch normalisation of ``(N, C)`` or ``(N, C, H, W)`` activations (chapter 6).
+
+    Each channel is normalised on its own: ``gamma * (X - mean) / sqrt(var + eps) + beta``,
+    with ``gamma``, ``beta`` and the moving statistics of shape ``(C,)``. In training mode
+    ``mean`` and ``var`` are the batch's (over N, or over N, H and W), the biased variance
+    as ``nn.BatchNorm2d`` normalises with; in evaluation mode they are ``moving_mean`` and
+    ``moving_var``. Returns ``(Y, new_moving_mean, new_moving_var)`` and changes no input.
+    Training mode updates the moving statistics as PyTorch does, ``new = (1 - momentum) *
+    old + momentum * batch``, with the *unbiased* batch variance (divided by ``n - 1``);
+    evaluation mode returns them unchanged. The updates carry no gradient, like buffers.
+    """
+    dims, shape, count = _batch_norm_layout(X, gamma, beta, moving_mean, moving_var)
+    if not isinstance(training, bool):
+        raise TypeError(f"training must be True or False, got {training!r}")
+    if not 0.0 <= momentum <= 1.0 or not eps > 0.0:
+        raise ValueError(f"need 0 <= momentum <= 1 and eps > 0, got {momentum}, {eps}")
+    if training and count < 2:
+        raise ValueError(
+            f"training needs more than one value per channel, got X of shape "
+            f"{tuple(X.shape)}"
+        )
+    if training:
+        mean, var = X.mean(dim=dims), X.var(dim=dims, correction=0)
+        unbiased = var.detach() * count / (count - 1)
+        new_mean = (1 - momentum) * moving_mean + momentum * mean.detach()
+        new_var = (1 - momentum) * moving_var + momentum * unbiased
+    else:
+        mean, var, new_mean, new_var = moving_mean, moving_var, moving_mean, moving_var
+    X_hat = (X - mean.reshape(shape)) / torch.sqrt(var.reshape(shape) + eps)
+    return gamma.reshape(shape) * X_hat + beta.reshape(shape), new_mean, new_var
+
+
+def _batch_norm_layout(
+    X: torch.Tensor, *per_channel: torch.Tensor
+) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+    """Check ``batch_norm``'s tensors; return the reduced dims, the broadcast shape of a
+    per-channel tensor and the number of values per channel."""
+    if not isinstance(X, torch.Tensor) or X.dim() not in (2, 4):
+        got = tuple(X.shape) if isinstance(X, torch.Tensor) else type(X).__name__
+        raise ValueError(f"X must be a 2-D (N, C) or 4-D (N, C, H, W) tensor, got {got}")
+    channels = X.shape[1]
+    names = ("gamma", "beta", "moving_mean", "moving_var")
+    for name, value in zip(names, per_channel):
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != (channels,):
+            got = tuple(value.shape) if isinstance(value, torch.Tensor) else value
+            raise ValueError(
+                f"{name} must have shape ({channels},), one value per channel of X "
+                f"{tuple(X.shape)}; got {got!r}"
+            )
+    if X.dim() == 2:
+        return (0,), (1, channels), X.shape[0]
+    return (0, 2, 3), (1, channels, 1, 1), X.shape[0] * X.shape[2] * X.shape[3]
