@@ -9,10 +9,10 @@ counts stay on the device as tensors and are read back once per epoch (or every
 from __future__ import annotations
 
 import contextlib
+import glob
 import math
-import os
+import pickle
 import random
-import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
+
+from ._atomic import atomic_write, remove_stale
 
 HISTORY_COLUMNS = (
     "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "examples_per_s",
@@ -115,6 +117,31 @@ def _checked_losses(losses: list[Tensor], epoch: int, first_batch: int) -> Tenso
     return values
 
 
+def _check_labels(y: Tensor, logits: Tensor, where: str) -> None:
+    """Labels must be int64 class indices below the model's number of outputs.
+
+    Checked before the loss, so a float, int32 or bool label, or a class the model has
+    no output for, fails here with a message instead of deep inside torch. The range is
+    checked only for labels on the CPU, where it costs no device synchronisation.
+    """
+    if not isinstance(y, Tensor) or y.dtype != torch.int64 or y.ndim != 1:
+        dtype = y.dtype if isinstance(y, Tensor) else type(y).__name__
+        shape = tuple(y.shape) if isinstance(y, Tensor) else "?"
+        raise TypeError(
+            f"{where}: labels must be int64 class indices of shape (N,), got {dtype} of "
+            f"shape {shape}; convert them with labels.long()"
+        )
+    if y.device.type != "cpu" or logits.ndim != 2 or len(y) == 0:
+        return
+    low, high = (int(v) for v in torch.aminmax(y))
+    num_classes = logits.shape[1]
+    if low < 0 or high >= num_classes:
+        raise ValueError(
+            f"{where}: labels must lie in 0..{num_classes - 1} (the model has {num_classes} "
+            f"outputs), found {low if low < 0 else high}"
+        )
+
+
 def _train_epoch(
     model: nn.Module,
     loader: Iterable,
@@ -133,10 +160,11 @@ def _train_epoch(
     losses: list[Tensor] = []
     sizes: list[int] = []
     correct = torch.zeros((), dtype=torch.int64, device=device)
-    for i, (X, y) in enumerate(loader):
-        X, y = _to_device(X, y, device)
+    for i, (X, labels) in enumerate(loader):
+        X, y = _to_device(X, labels, device)
         with _autocast(device, amp):
             logits = model(X)
+            _check_labels(labels, logits, f"epoch {epoch}, train_data batch {i + 1}")
             loss = loss_fn(logits, y)
         optimizer.zero_grad(set_to_none=True)
         if scaler is None:
@@ -164,39 +192,56 @@ def _train_epoch(
 
 
 def _evaluate(
-    model: nn.Module, data: Iterable, loss_fn: nn.Module, device: torch.device, amp: bool
-) -> dict[str, float]:
-    """Mean loss and accuracy over ``data``; sums stay on the device until the end."""
+    model: nn.Module, data: Iterable, loss_fn: nn.Module, device: torch.device, amp: bool,
+    name: str = "data",
+) -> tuple[dict[str, float], int | None]:
+    """Mean loss and accuracy over ``data``; sums stay on the device until the end.
+
+    Also returns the 1-based index of the first batch whose loss is not finite (``None``
+    when the mean loss is finite), so a NaN validation loss can say where it came from.
+    """
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
+    losses = []
     n = 0
     with torch.no_grad(), _autocast(device, amp):
-        for X, y in data:
-            X, y = _to_device(X, y, device)
+        for i, (X, labels) in enumerate(data):
+            X, y = _to_device(X, labels, device)
             logits = model(X)
-            loss_sum += loss_fn(logits, y).float() * len(y)
+            _check_labels(labels, logits, f"{name} batch {i + 1}")
+            losses.append(loss_fn(logits, y).float())
+            loss_sum += losses[-1] * len(y)
             correct += (logits.argmax(dim=1) == y).sum()
             n += len(y)
     model.train(was_training)
     if n == 0:
-        raise ValueError("the evaluation data yielded no examples")
-    return {"loss": loss_sum.item() / n, "accuracy": correct.item() / n}
+        raise ValueError(f"the evaluation data ({name}) yielded no examples")
+    result = {"loss": loss_sum.item() / n, "accuracy": correct.item() / n}
+    if math.isfinite(result["loss"]):
+        return result, None
+    return result, int((~torch.isfinite(torch.stack(losses))).nonzero()[0]) + 1
 
 
-def _epoch_line(row: dict[str, float], epochs: int) -> str:
+def _epoch_line(
+    row: dict[str, float], epochs: int, validated: bool, bad_val_batch: int | None
+) -> str:
     """The fixed progress format; times only as ``<number> s`` and ``<number> ex/s``.
 
     tests/nbval_sanitize.cfg masks exactly those two patterns when chapters are re-run.
+    A non-finite validation loss is printed (``nan``/``inf``) with the first batch where
+    it appeared, not dropped as if there were no validation data.
     """
     width = len(str(epochs))
     line = (
         f"epoch {row['epoch']:{width}d}/{epochs}  "
         f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}"
     )
-    if not math.isnan(row["val_loss"]):
+    if validated:
         line += f" | val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}"
+    if bad_val_batch is not None:
+        line += f" [non-finite from val_data batch {bad_val_batch} (counting from 1)]"
     return line + f" | {row['seconds']:.1f} s  {row['examples_per_s']:,.0f} ex/s"
 
 
@@ -227,8 +272,11 @@ def fit(
     examples_per_s``. ``seconds`` is the epoch's wall time including validation;
     ``examples_per_s`` counts training examples over the training pass alone. ``val_*`` are
     NaN without ``val_data``. Prints one line per epoch (and, with ``log_every=N``, the mean
-    loss of every N batches) unless ``verbose=False``. A non-finite loss raises
-    ``FloatingPointError`` naming the epoch and batch. Chapter 6 and speed.md explain it.
+    loss of every N batches) unless ``verbose=False``. A non-finite training loss raises
+    ``FloatingPointError`` naming the epoch and batch; a non-finite validation loss is
+    printed with the first validation batch where it appeared. Labels must be int64 class
+    indices (checked per batch). Interrupted, the finished epochs stay reachable through
+    :func:`last_history`. Chapter 6 and speed.md explain it.
     """
     _check_model(model)
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
@@ -240,26 +288,60 @@ def fit(
     optimizer = _make_optimizer(model, optimizer, lr)
     loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
     scaler = torch.amp.GradScaler("cuda") if amp and device.type == "cuda" else None
-    rows = []
-    for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        train_loss, train_acc, n = _train_epoch(
-            model, train_data, optimizer, loss_fn, scheduler, scaler, device, amp, epoch,
-            log_every, verbose,
-        )
-        train_seconds = time.perf_counter() - start
-        val = {"loss": math.nan, "accuracy": math.nan}
-        if val_data is not None:
-            val = _evaluate(model, val_data, loss_fn, device, amp)
-        row = {
-            "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
-            "val_loss": val["loss"], "val_acc": val["accuracy"],
-            "seconds": time.perf_counter() - start, "examples_per_s": n / train_seconds,
-        }
-        rows.append(row)
+    rows: list[dict[str, float]] = []
+    global _last_rows
+    _last_rows = rows
+    try:
+        for epoch in range(1, epochs + 1):
+            rows.append(_fit_epoch(
+                model, train_data, val_data, optimizer, loss_fn, scheduler, scaler, device,
+                amp, epoch, epochs, log_every, verbose,
+            ))
+    except KeyboardInterrupt as interrupt:
+        interrupt.history = last_history()
         if verbose:
-            print(_epoch_line(row, epochs), flush=True)
-    return pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
+            print(f"interrupted in epoch {len(rows) + 1}: the {len(rows)} finished epochs "
+                  "are in cb.train.last_history()", flush=True)
+        raise
+    return last_history()
+
+
+def _fit_epoch(
+    model: nn.Module, train_data: Iterable, val_data: Iterable | None,
+    optimizer: torch.optim.Optimizer, loss_fn: nn.Module, scheduler: Any,
+    scaler: torch.amp.GradScaler | None, device: torch.device, amp: bool, epoch: int,
+    epochs: int, log_every: int | None, verbose: bool,
+) -> dict[str, float]:
+    """One epoch of :func:`fit`: train, validate, print the epoch line; return its row."""
+    start = time.perf_counter()
+    train_loss, train_acc, n = _train_epoch(
+        model, train_data, optimizer, loss_fn, scheduler, scaler, device, amp, epoch,
+        log_every, verbose,
+    )
+    train_seconds = time.perf_counter() - start
+    val, bad_val_batch = {"loss": math.nan, "accuracy": math.nan}, None
+    if val_data is not None:
+        val, bad_val_batch = _evaluate(model, val_data, loss_fn, device, amp, "val_data")
+    row = {
+        "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
+        "val_loss": val["loss"], "val_acc": val["accuracy"],
+        "seconds": time.perf_counter() - start, "examples_per_s": n / train_seconds,
+    }
+    if verbose:
+        print(_epoch_line(row, epochs, val_data is not None, bad_val_batch), flush=True)
+    return row
+
+
+_last_rows: list[dict[str, float]] = []
+
+
+def last_history() -> pd.DataFrame:
+    """The history of the finished epochs of the latest :func:`fit` call, even an interrupted one.
+
+    After a ``KeyboardInterrupt`` (or any error) in epoch 5, ``cb.train.last_history()``
+    holds epochs 1-4; the interrupt also carries them as ``.history``.
+    """
+    return pd.DataFrame(_last_rows, columns=list(HISTORY_COLUMNS))
 
 
 def evaluate(
@@ -278,7 +360,7 @@ def evaluate(
     device = _model_device(model) if device is None else torch.device(device)
     model.to(device)
     loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
-    return _evaluate(model, data, loss_fn, device, amp=False)
+    return _evaluate(model, data, loss_fn, device, amp=False)[0]
 
 
 def _image_batches(data_or_images: Tensor | Iterable, batch_size: int) -> Iterable[Tensor]:
@@ -329,51 +411,53 @@ def predict(
 _METADATA_TYPES = (type(None), bool, int, float, str, Tensor)
 
 
-def _check_metadata(value: Any, name: str) -> None:
-    """Metadata must survive ``torch.load(weights_only=True)``: plain data and tensors."""
+def _plain_metadata(value: Any, name: str) -> Any:
+    """``value`` as data that ``torch.load(weights_only=True)`` reads back, or a TypeError.
+
+    NumPy scalars (``history["val_acc"].max()`` is a ``numpy.float64``, a subclass of
+    ``float`` that pickles as a NumPy object) become the equal Python value.
+    """
+    if isinstance(value, np.generic):
+        return value.item()
     if isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            _check_metadata(item, f"{name}[{i}]")
-    elif isinstance(value, dict):
-        for key, item in value.items():
+        return type(value)(_plain_metadata(v, f"{name}[{i}]") for i, v in enumerate(value))
+    if isinstance(value, dict):
+        for key in value:
             if not isinstance(key, str):
                 raise TypeError(f"checkpoint metadata {name} has a non-str key {key!r}")
-            _check_metadata(item, f"{name}[{key!r}]")
-    elif not isinstance(value, _METADATA_TYPES):
+        return {key: _plain_metadata(v, f"{name}[{key!r}]") for key, v in value.items()}
+    if isinstance(value, np.ndarray):
+        raise TypeError(
+            f"checkpoint metadata {name} is a numpy.ndarray; pass value.tolist() or "
+            "torch.from_numpy(value)"
+        )
+    if not isinstance(value, _METADATA_TYPES):
         raise TypeError(
             f"checkpoint metadata {name} is a {type(value).__name__}; use None, bool, int, "
             "float, str, tensors, or lists/dicts of them (e.g. history.to_dict('list'))"
         )
+    return value
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, **metadata: Any) -> Path:
     """Save the model's weights, class name and ``metadata`` to ``path``, atomically.
 
     The file is written to a temporary name in the same folder and renamed with
-    ``os.replace``, so an interrupted save never leaves a half-written checkpoint.
-    Returns the path.
+    ``os.replace``, so an interrupted save never leaves a half-written checkpoint; the
+    temporaries of saves that were killed are removed on the next save to ``path``.
+    NumPy scalars in ``metadata`` are stored as Python values. Returns the path.
     """
     _check_model(model)
-    for key, value in metadata.items():
-        _check_metadata(value, key)
+    metadata = {key: _plain_metadata(value, key) for key, value in metadata.items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(path.parent, f".{glob.escape(path.name)}.*.tmp")
     payload = {
         "model_class": type(model).__name__,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "metadata": metadata,
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: torch.save(payload, f), suffix=".tmp")
 
 
 def _state_dict_mismatch(expected: dict[str, Tensor], found: dict[str, Tensor]) -> list[str]:
@@ -405,7 +489,14 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"{path} is not a readable convbook checkpoint (empty, truncated, or not written "
+            f"by save_checkpoint): {first_line}"
+        ) from err
     keys = {"model_class", "state_dict", "metadata"}
     if not isinstance(payload, dict) or not keys <= payload.keys():
         raise ValueError(f"{path} is not a convbook checkpoint (written by save_checkpoint)")

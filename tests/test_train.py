@@ -306,3 +306,144 @@ def test_load_checkpoint_names_what_differs(tmp_path):
         load_checkpoint(nn.Linear(4, 3, bias=False), path)
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         load_checkpoint(nn.Linear(4, 3), tmp_path / "absent.pt")
+
+
+# ------------------------------------------------------- hostile inputs (issue 12)
+
+
+def test_numpy_metadata_is_stored_as_plain_python_values(tmp_path):
+    import numpy as np
+
+    metadata = {
+        "best_acc": np.float64(0.91), "name": np.str_("lenet"), "epochs": np.int64(3),
+        "improved": np.bool_(True), "curve": [np.float32(0.5), np.float64(0.25)],
+        "nested": {"lr": np.float64(0.1)},
+    }
+    path = save_checkpoint(tiny_net(), tmp_path / "np.pt", **metadata)
+    loaded = load_checkpoint(tiny_net(), path)
+    assert loaded == {"best_acc": 0.91, "name": "lenet", "epochs": 3, "improved": True,
+                      "curve": [0.5, 0.25], "nested": {"lr": 0.1}}
+    assert [type(loaded[k]) for k in ("best_acc", "name", "epochs", "improved")] == [
+        float, str, int, bool]
+    assert type(loaded["curve"][0]) is float and type(loaded["nested"]["lr"]) is float
+
+
+def test_numpy_arrays_in_metadata_are_refused_with_the_fix(tmp_path):
+    import numpy as np
+
+    with pytest.raises(TypeError, match=r"metadata curve is a numpy.ndarray.*\.tolist\(\)"):
+        save_checkpoint(tiny_net(), tmp_path / "x.pt", curve=np.zeros(3))
+    assert list(tmp_path.iterdir()) == []
+
+
+class BadWhenEvaluating(nn.Module):
+    """Cross-entropy times ``bad`` on the ``bad_call``-th validation batch (no_grad calls)."""
+
+    def __init__(self, bad, bad_call):
+        super().__init__()
+        self.bad, self.bad_call, self.calls = bad, bad_call, 0
+
+    def forward(self, logits, y):
+        loss = nn.functional.cross_entropy(logits, y)
+        if torch.is_grad_enabled():
+            return loss
+        self.calls += 1
+        return loss * self.bad if self.calls == self.bad_call else loss
+
+
+@pytest.mark.parametrize("bad, word", [(math.nan, "nan"), (math.inf, "inf")])
+def test_non_finite_validation_loss_is_reported_not_hidden(bad, word, capsys):
+    X, y = toy_task(n=400)
+    val = DataLoader(TensorDataset(X[300:], y[300:]), batch_size=50)
+    history = fit(tiny_net(), [(X[:300], y[:300])], val, epochs=1, lr=0.01, device="cpu",
+                  loss_fn=BadWhenEvaluating(bad, 2))
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert f"| val loss {word} acc " in line, line
+    assert "val_data batch 2 (counting from 1)" in line, line
+    assert not math.isfinite(history["val_loss"].iloc[0])
+
+
+def test_finite_epoch_line_is_unchanged_by_the_non_finite_report(capsys):
+    X, y = toy_task(n=200)
+    fit(tiny_net(), [(X[:100], y[:100])], [(X[100:], y[100:])], epochs=1, lr=0.01,
+        device="cpu")
+    line = sanitize(capsys.readouterr().out.strip())
+    assert re.fullmatch(r"epoch 1/1  train loss \d\.\d{4} acc \d\.\d{4} \| "
+                        r"val loss \d\.\d{4} acc \d\.\d{4} \| <T> s  <N> ex/s", line), line
+
+
+@pytest.mark.parametrize("labels, error, message", [
+    (lambda y: y.float(), TypeError, r"train_data batch 1: labels must be int64 .*torch.float32"),
+    (lambda y: y.int(), TypeError, r"labels must be int64 .*torch.int32.*\.long\(\)"),
+    (lambda y: y > 1, TypeError, r"labels must be int64 .*torch.bool"),
+    (lambda y: y + 1, ValueError, r"train_data batch 1: labels must lie in 0\.\.3 .* found 4"),
+    (lambda y: y - 1, ValueError, r"labels must lie in 0\.\.3 .* found -1"),
+])
+def test_fit_checks_labels_where_they_enter(labels, error, message):
+    X, y = toy_task(n=100)
+    with pytest.raises(error, match=message):
+        fit(tiny_net(), [(X, labels(y))], epochs=1, lr=0.01, device="cpu", verbose=False)
+
+
+def test_fit_checks_validation_labels_too():
+    X, y = toy_task(n=100)
+    with pytest.raises(ValueError, match=r"val_data batch 1: labels must lie in 0\.\.3"):
+        fit(tiny_net(), [(X, y)], [(X, y + 4)], epochs=1, lr=0.01, device="cpu",
+            verbose=False)
+
+
+def test_keyboard_interrupt_keeps_the_finished_epochs(capsys):
+    class InterruptAt(nn.Module):
+        def __init__(self, call):
+            super().__init__()
+            self.call, self.calls = call, 0
+
+        def forward(self, logits, y):
+            self.calls += 1
+            if self.calls == self.call:
+                raise KeyboardInterrupt
+            return nn.functional.cross_entropy(logits, y)
+
+    train, _ = loaders(batch_size=100)  # 6 batches per epoch
+    with pytest.raises(KeyboardInterrupt) as caught:
+        fit(tiny_net(), train, epochs=5, lr=0.1, loss_fn=InterruptAt(15), device="cpu")
+    history = cb.train.last_history()
+    assert history["epoch"].tolist() == [1, 2]
+    assert caught.value.history.equals(history)
+    assert "cb.train.last_history()" in capsys.readouterr().out.splitlines()[-1]
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", None])
+def test_load_checkpoint_names_a_broken_file(content, tmp_path):
+    path = tmp_path / "broken.pt"
+    if content is None:  # a real checkpoint cut in half
+        save_checkpoint(tiny_net(), path)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))} is not a readable"):
+        load_checkpoint(tiny_net(), path)
+
+
+def test_load_checkpoint_names_a_file_with_other_objects(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save({"model": tiny_net()}, path)  # a whole module: weights_only refuses it
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))} is not a readable"):
+        load_checkpoint(tiny_net(), path)
+
+
+def test_save_checkpoint_removes_temporaries_of_killed_saves(tmp_path):
+    import fcntl
+    import os
+
+    stale, live = tmp_path / ".tiny.pt.abc123.tmp", tmp_path / ".tiny.pt.def456.tmp"
+    for path in (stale, live):
+        path.write_bytes(b"half")
+        os.utime(path, (0, 0))
+    holder = open(live, "rb")  # a save still in progress holds its lock
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        save_checkpoint(tiny_net(), tmp_path / "tiny.pt")
+        assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "tiny.pt"]
+    finally:
+        holder.close()
