@@ -5,7 +5,7 @@ Every chapter imports it as ``import convbook as cb``. Each submodule has one jo
 ``apparel`` (the competition format of chapter 7), ``ops`` (the operations chapters 2–5
 build by hand), ``models``, ``train`` and ``plot``.
 """
-from . import apparel, data, models, ops, plot, sources, stats, train
+from . import apparel, check, data, models, ops, plot, sources, stats, train
 from .train import best_device, seed_everything
 
 __version__ = "0.1.0"

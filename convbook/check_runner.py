@@ -1,0 +1,322 @@
+"""convbook.check_runner — how ``convbook.check`` runs a learner's function (chapters 2–6).
+
+A checker hands :func:`run` a list of :class:`Case` objects, the reference that computes
+the right answer with ``torch.nn.functional``, and a catalogue of :class:`Mistake` objects
+(what a typical wrong version would return, with the hint to give). :func:`run` calls the
+learner's function on each case with a time limit, stops at the first failure, looks for
+a smaller failing case among those not yet run, and raises :class:`CheckFailed` with that
+case, the expected and the obtained result, and the hint. On success it prints one line.
+It also holds what every checker shares: seeded small-integer inputs (:func:`ints`) and
+the hint for a wrong tensor, named by its type, shape, dtype or first wrong value
+(:func:`tensor_hint`).
+"""
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import torch
+
+__all__ = ["Case", "CheckFailed", "Mistake", "describe", "ints", "randint", "run", "same",
+           "tensor_hint"]
+
+MAX_VALUES = 48
+
+
+class CheckFailed(AssertionError):
+    """A learner's function gave a wrong result; the message says on which case and why."""
+
+
+@dataclass
+class Case:
+    """One call of the learner's function: named positional arguments, then options."""
+
+    label: str
+    args: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        """How big the case is, to find the smallest failing one: values in its tensors,
+        or the sum of the numbers in its size arguments when it has no tensors."""
+        tensors = [v for v in self.args.values() if isinstance(v, torch.Tensor)]
+        if tensors:
+            return sum(t.numel() for t in tensors)
+        return sum(sum(v) if isinstance(v, tuple) else 0 for v in self.args.values())
+
+    def copy_args(self) -> dict[str, Any]:
+        """The arguments with every tensor cloned, so no call can change the case."""
+        return {k: v.clone() if isinstance(v, torch.Tensor) else v
+                for k, v in self.args.items()}
+
+
+@dataclass
+class Mistake:
+    """A common wrong version: ``variant`` returns what it would give; ``hint`` explains."""
+
+    hint: str
+    variant: Callable[..., Any]
+
+
+class _TimeLimit(BaseException):
+    """Raised inside the learner's function when it runs past the time limit.
+
+    A ``BaseException`` so that an ``except Exception`` in the learner's code cannot
+    swallow it."""
+
+
+@contextmanager
+def _time_limit(seconds: float):
+    """Interrupt the block after ``seconds`` (with SIGALRM, where the platform has it and
+    this is the main thread; elsewhere the caller still measures the time afterwards)."""
+    main = threading.current_thread() is threading.main_thread()
+    if not (main and hasattr(signal, "setitimer")):
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise _TimeLimit
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def same(expected: Any, obtained: Any, atol: float = 1e-5) -> bool:
+    """Equal results: same type and structure; tensors of equal shape and dtype, close."""
+    if isinstance(expected, torch.Tensor):
+        return (
+            isinstance(obtained, torch.Tensor)
+            and obtained.shape == expected.shape
+            and obtained.dtype == expected.dtype
+            and torch.allclose(obtained.detach().cpu(), expected, rtol=1e-4, atol=atol)
+        )
+    if isinstance(expected, tuple):
+        return (
+            isinstance(obtained, tuple)
+            and len(obtained) == len(expected)
+            and all(same(e, o, atol) for e, o in zip(expected, obtained))
+        )
+    return type(obtained) is type(expected) and obtained == expected
+
+
+def _number(value: float) -> str:
+    """``19.0`` -> ``19``, ``0.333333`` -> ``0.3333``, ``-inf`` stays."""
+    if math.isfinite(value) and value == int(value):
+        return str(int(value))
+    return f"{value:.4g}"
+
+
+def _nested(values: Any) -> str:
+    if isinstance(values, list):
+        return "[" + ", ".join(_nested(v) for v in values) + "]"
+    return _number(float(values))
+
+
+def describe(value: Any) -> str:
+    """A short description of ``value``: a small tensor with its values, else its shape."""
+    if isinstance(value, torch.Tensor):
+        text = f"tensor of shape {tuple(value.shape)}, dtype {value.dtype}"
+        if 0 < value.numel() <= MAX_VALUES:
+            text += ": " + _nested(value.detach().cpu().double().tolist())
+        return text
+    if isinstance(value, tuple) and any(isinstance(v, torch.Tensor) for v in value):
+        return "(" + "; ".join(describe(v) for v in value) + ")"
+    text = repr(value)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _call(fn: Callable, case: Case, time_limit: float) -> tuple[Any, Optional[str]]:
+    """Call ``fn`` on a copy of the case; return ``(result, None)`` or ``(None, problem)``."""
+    args = case.copy_args()
+    start = time.perf_counter()
+    try:
+        with _time_limit(time_limit):
+            result = fn(*args.values(), **case.options)
+    except _TimeLimit:
+        return None, f"it was still running after {time_limit:.1f} s, the time limit"
+    except Exception as error:  # the learner's code may raise anything: report it
+        return None, f"it raised {type(error).__name__}: {error}"
+    if time.perf_counter() - start > time_limit:
+        return None, f"it took longer than {time_limit:.1f} s, the time limit"
+    for name, value in args.items():
+        if isinstance(value, torch.Tensor) and not torch.equal(value, case.args[name]):
+            return None, f"it changed its input {name} in place"
+    return result, None
+
+
+def _call_hint(problem: str, signature: str) -> str:
+    """The hint for a call that raised, ran too long or changed its input."""
+    if "in place" in problem:
+        return ("Do not modify the inputs (no X -= ..., X[...] = ..., X.add_(...)): "
+                "build a new tensor for the result, or work on X.clone().")
+    if "time limit" in problem:
+        return ("The cases are small, so this is an endless loop or far too much work: "
+                "loop over the output positions only, once each.")
+    return (f"The check calls {signature}; make sure your function accepts this call "
+            "and these shapes.")
+
+
+def _diagnose(case: Case, expected: Any, obtained: Any, mistakes: Sequence[Mistake],
+              generic_hint: Callable[[Case, Any, Any], str], atol: float) -> str:
+    """The hint for a wrong result: a known mistake that gives exactly ``obtained``, else
+    what ``generic_hint`` can say about its type, shape and values."""
+    for mistake in mistakes:
+        try:
+            wrong = mistake.variant(*case.copy_args().values(), **case.options)
+        except Exception:  # a mistake that cannot apply to this case
+            continue
+        if same(wrong, obtained, atol):
+            return mistake.hint
+    return generic_hint(case, expected, obtained)
+
+
+def _failure(name: str, case: Case, problem: str, details: str, hint: str) -> CheckFailed:
+    """The exception a learner reads: which case, what went wrong, and a hint."""
+    inputs = "\n".join(f"  {k} = {describe(v)}" for k, v in case.args.items())
+    options = ", ".join(f"{k}={v!r}" for k, v in case.options.items())
+    lines = [f"{name} failed on case '{case.label}' (the smallest failing case found): "
+             f"{problem}.", "Inputs:", inputs]
+    if options:
+        lines.append(f"  options: {options}")
+    if details:
+        lines.append(details)
+    lines.append(f"Hint: {hint}")
+    return CheckFailed("\n".join(lines))
+
+
+@dataclass
+class _Check:
+    """What :func:`run` needs to judge one case; see its docstring."""
+
+    name: str
+    fn: Callable
+    reference: Callable
+    signature: str
+    mistakes: Sequence[Mistake]
+    generic_hint: Callable[[Case, Any, Any], str]
+    time_limit: float
+    atol: float
+
+    def failure(self, case: Case) -> Optional[CheckFailed]:
+        """Run one case; ``None`` if it passes, else the ``CheckFailed`` to raise."""
+        expected = self.reference(*case.copy_args().values(), **case.options)
+        obtained, problem = _call(self.fn, case, self.time_limit)
+        if problem is not None:
+            hint = _call_hint(problem, self.signature)
+            return _failure(self.name, case, problem, "", hint)
+        if same(expected, obtained, self.atol):
+            return None
+        hint = _diagnose(case, expected, obtained, self.mistakes, self.generic_hint,
+                         self.atol)
+        details = f"Expected: {describe(expected)}\nObtained: {describe(obtained)}"
+        return _failure(self.name, case, "wrong result", details, hint)
+
+    def smallest_failure(self, cases: Sequence[Case], first: CheckFailed,
+                         size: int) -> CheckFailed:
+        """The first failure among ``cases`` smaller than ``size``, smallest first."""
+        for case in sorted((c for c in cases if c.size < size), key=lambda c: c.size):
+            failure = self.failure(case)
+            if failure is not None:
+                return failure
+        return first
+
+
+def run(name: str, fn: Callable, cases: Sequence[Case], *, reference: Callable,
+        what: str, signature: str, mistakes: Sequence[Mistake] = (),
+        generic_hint: Callable[[Case, Any, Any], str], time_limit: float = 2.0,
+        atol: float = 1e-5) -> None:
+    """Check ``fn`` on ``cases`` in order, against ``reference``; see the module docstring.
+
+    ``what`` names the reference in the success line, ``signature`` shows how ``fn`` is
+    called. After the first failure, the cases not yet run that are smaller are tried
+    too (smallest first), so the reported case is as small as possible; not after a
+    time-out, so that a slow function is not run again and again.
+    """
+    if not callable(fn):
+        raise CheckFailed(f"{name} needs a function, got {type(fn).__name__}: pass the "
+                          "function itself, without calling it")
+    check = _Check(name, fn, reference, signature, mistakes, generic_hint, time_limit,
+                   atol)
+    for index, case in enumerate(cases):
+        failure = check.failure(case)
+        if failure is None:
+            continue
+        if "time limit" not in str(failure):
+            failure = check.smallest_failure(cases[index + 1:], failure, case.size)
+        raise failure
+    print(f"{name}: all {len(cases)} cases match {what}.")
+
+
+def ints(gen: torch.Generator, *shape: int) -> torch.Tensor:
+    """Small random integers as float32, so expected outputs are exact and readable."""
+    return torch.randint(-3, 4, shape, generator=gen).float()
+
+
+def randint(gen: torch.Generator, low: int, high: int) -> int:
+    """A random int in [low, high]."""
+    return int(torch.randint(low, high + 1, (1,), generator=gen))
+
+
+def _first_difference(expected: torch.Tensor, obtained: torch.Tensor) -> str:
+    """Where two same-shape tensors first differ, e.g. ``index (0, 1): expected 3, got 5``."""
+    wrong = ~torch.isclose(obtained.detach().cpu().to(expected.dtype), expected,
+                           rtol=1e-4, atol=1e-5)
+    index = tuple(int(i) for i in wrong.nonzero()[0])
+    return (f"first difference at index {index}: expected {expected[index].item():.4g}, "
+            f"obtained {obtained[index].item():.4g}")
+
+
+def _shape_hint(expected: tuple[int, ...], obtained: tuple[int, ...], rule: str) -> str:
+    """Name an off-by-one, swapped or otherwise wrong output shape."""
+    if len(obtained) != len(expected):
+        return (f"The output should have {len(expected)} dimensions, shape {expected}, "
+                f"but has shape {obtained}. {rule}")
+    if obtained == expected[:-2] + expected[-2:][::-1]:
+        return f"Height and width are swapped. {rule}"
+    names = ["channel"] * (len(expected) - 2) + ["row", "column"]
+    diffs = [(o - e, n) for o, e, n in zip(obtained, expected, names) if o != e]
+    if all(abs(d) == 1 for d, _ in diffs):
+        words = " and ".join(f"one {n} too {'many' if d > 0 else 'few'}"
+                             for d, n in diffs)
+        return f"The output has {words}: an off-by-one in the output size. {rule}"
+    return f"The output should have shape {expected}, not {obtained}. {rule}"
+
+
+def _unfilled(expected: torch.Tensor, obtained: torch.Tensor) -> str:
+    """A hint when only the last row and/or column differ and were left at zero."""
+    wrong = ~torch.isclose(obtained.detach().cpu(), expected, rtol=1e-4, atol=1e-5)
+    rows, cols = wrong.any(dim=-1), wrong.any(dim=-2)
+    last_row = not rows[..., :-1].any() and bool(rows[..., -1].any())
+    last_col = not cols[..., :-1].any() and bool(cols[..., -1].any())
+    if (last_row or last_col) and (obtained.detach().cpu()[wrong] == 0).all():
+        edge = "last row" if last_row else "last column"
+        return (f"The {edge} was never filled in: the loop stops one position early. "
+                "Loop over every output position, range(Y.shape[0]) and range(Y.shape[1]).")
+    return ""
+
+
+def tensor_hint(case: Case, expected: Any, obtained: Any, *, rule: str) -> str:
+    """What can be said about a wrong tensor result: its type, shape, dtype or values."""
+    if not isinstance(obtained, torch.Tensor):
+        missing = " (a function without a return statement returns None)"
+        return (f"Return a torch.Tensor, not {type(obtained).__name__}"
+                f"{missing if obtained is None else ''}.")
+    if obtained.shape != expected.shape:
+        return _shape_hint(tuple(expected.shape), tuple(obtained.shape), rule)
+    if obtained.dtype != expected.dtype:
+        return (f"Return a {expected.dtype} tensor like the input, not {obtained.dtype}: "
+                "create the output with torch.zeros(..., dtype=X.dtype).")
+    return _unfilled(expected, obtained) or (
+        f"The shape is right but not every value: {_first_difference(expected, obtained)}. "
+        "Work out that output cell by hand.")
