@@ -133,6 +133,20 @@ def normalize(images: torch.Tensor, name: str) -> torch.Tensor:
     return (images - mean_t) / std_t
 
 
+def _check_labels(labels: torch.Tensor) -> None:
+    """Class indices as ``cross_entropy`` needs them: int64 and never negative.
+
+    The upper end of the range depends on the model; :func:`convbook.train.fit` checks it.
+    """
+    if labels.dtype != torch.int64:
+        raise TypeError(
+            f"labels must be int64 class indices, got {labels.dtype}; convert them with "
+            "labels.long() (after checking that float labels hold whole numbers)"
+        )
+    if len(labels) and labels.min() < 0:
+        raise ValueError(f"labels must be class indices >= 0, found {int(labels.min())}")
+
+
 class TensorLoader:
     """Mini-batches sliced from tensors that live on one device, reshuffled every epoch.
 
@@ -170,6 +184,7 @@ class TensorLoader:
             )
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        _check_labels(labels)
         self.images = images.to(device) if device is not None else images
         self.labels = labels.to(self.images.device)
         self.batch_size = batch_size

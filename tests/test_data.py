@@ -167,6 +167,20 @@ def test_tensor_loader_rejects_bad_input():
         data.TensorLoader(images, labels.tolist(), 8)
 
 
+@pytest.mark.parametrize("convert", [torch.Tensor.float, torch.Tensor.int, torch.Tensor.bool])
+def test_tensor_loader_refuses_labels_that_are_not_int64(convert):
+    images, labels = small_set()
+    dtype = convert(labels).dtype
+    with pytest.raises(TypeError, match=rf"labels must be int64 class indices, got {dtype}"):
+        data.TensorLoader(images, convert(labels), 8)
+
+
+def test_tensor_loader_refuses_negative_labels():
+    images, labels = small_set()
+    with pytest.raises(ValueError, match=r"labels must be class indices >= 0, found -3"):
+        data.TensorLoader(images, labels - 3, 8)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_tensor_loader_keeps_data_on_the_gpu():
     images, labels = small_set()
