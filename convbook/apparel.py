@@ -38,9 +38,11 @@ _SAMPLE_LABEL = 0
 def write_competition(folder: str | Path, *, n_train: int | None = None) -> Path:
     """Write the competition files into ``folder`` and return it.
 
-    Idempotent: when the marker file from a finished run with the same ``n_train`` is
-    there, nothing is written; otherwise (first run, or an interrupted one) every file is
-    (re)written and the marker goes last. ``n_train`` keeps only the first ``n_train``
+    Idempotent: the marker file written last by a finished run records ``n_train`` and
+    the size of every file; when it is there and every file still has its recorded size
+    (one ``stat`` each, well under a second), nothing is written. Otherwise (first run,
+    an interrupted one, or files deleted or truncated since) every file is (re)written
+    and the marker goes last. ``n_train`` keeps only the first ``n_train``
     training images (for tests and quick demos); the test set is always complete, so
     :func:`score_submission` works on every folder. Writing all 70,000 PNGs takes about
     10 s on two CPU cores.
@@ -53,7 +55,7 @@ def write_competition(folder: str | Path, *, n_train: int | None = None) -> Path
         raise ValueError(f"n_train must be in 1..{len(train_set)}, got {n_train}")
     stamp = {"n_train": n_train, "n_test": _NUM_TEST}
     marker = folder / _MARKER
-    if marker.is_file() and _read_stamp(marker) == stamp:
+    if _is_complete(folder, marker, stamp):
         return folder
     marker.unlink(missing_ok=True)
     test_set = data.get_dataset("fashion_mnist", train=False)
@@ -69,15 +71,38 @@ def write_competition(folder: str | Path, *, n_train: int | None = None) -> Path
     pd.DataFrame({"id": test_ids}).to_csv(folder / "test.csv", index=False)
     sample = pd.DataFrame({"id": test_ids, "label": _SAMPLE_LABEL})
     sample.to_csv(folder / "sample_submission.csv", index=False)
-    marker.write_text(json.dumps(stamp))
+    marker.write_text(json.dumps({**stamp, "sizes": _file_sizes(folder, n_train)}))
     return folder
 
 
-def _read_stamp(marker: Path) -> dict | None:
+_CSVS = ("train.csv", "test.csv", "sample_submission.csv")
+
+
+def _expected_files(folder: Path, n_train: int) -> list[Path]:
+    """Every file :func:`write_competition` writes for ``n_train``, the marker aside."""
+    train = [folder / "train" / f"{i}.png" for i in range(1, n_train + 1)]
+    test = [folder / "test" / f"{i}.png" for i in range(TEST_FIRST_ID, TEST_FIRST_ID + _NUM_TEST)]
+    return [folder / name for name in _CSVS] + train + test
+
+
+def _file_sizes(folder: Path, n_train: int) -> list[int] | None:
+    """The size in bytes of each expected file, in order; ``None`` if one is missing."""
     try:
-        return json.loads(marker.read_text())
-    except (OSError, ValueError):
+        return [path.stat().st_size for path in _expected_files(folder, n_train)]
+    except OSError:
         return None
+
+
+def _is_complete(folder: Path, marker: Path, stamp: dict) -> bool:
+    """Whether the marker is from a run with ``stamp`` and every file has its size."""
+    try:
+        recorded = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(recorded, dict) or {k: recorded.get(k) for k in stamp} != stamp:
+        return False
+    sizes = recorded.get("sizes")
+    return sizes is not None and _file_sizes(folder, stamp["n_train"]) == sizes
 
 
 def _write_pngs(folder: Path, ids: np.ndarray, images: np.ndarray) -> None:
@@ -110,7 +135,12 @@ def score_submission(csv_path: str | Path) -> float:
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise FileNotFoundError(f"no submission file at {csv_path}")
-    table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    try:
+        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"{csv_path}: not a readable CSV file with the columns id,label ({err})"
+        ) from err
     columns = [str(c).strip() for c in table.columns]
     if sorted(columns) != ["id", "label"]:
         raise ValueError(f"{csv_path}: expected the columns id,label, found {columns}")

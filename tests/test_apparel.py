@@ -129,3 +129,32 @@ def test_bad_submissions_are_rejected(truth, tmp_path, change, message):
 def test_missing_submission_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="no submission file"):
         apparel.score_submission(tmp_path / "nope.csv")
+
+
+# ------------------------------------------------------- hostile folders and files
+
+
+def test_a_damaged_folder_is_verified_and_repaired(tmp_path, fashion):
+    folder = apparel.write_competition(tmp_path / "comp", n_train=20)
+    (folder / "train" / "7.png").unlink()
+    truncated = folder / "test" / "60100.png"
+    truncated.write_bytes(truncated.read_bytes()[:20])
+    (folder / "train.csv").write_text("id,label\n1,9\n")
+    assert apparel.write_competition(folder, n_train=20) == folder
+    assert np.array_equal(np.array(Image.open(folder / "train" / "7.png")),
+                          fashion["train"].data[6].numpy())
+    assert np.array_equal(np.array(Image.open(truncated)), fashion["test"].data[99].numpy())
+    assert pd.read_csv(folder / "train.csv")["id"].tolist() == list(range(1, 21))
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
+    apparel.write_competition(folder, n_train=20)
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == before
+
+
+@pytest.mark.parametrize("content", [b"", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe\x00"],
+                         ids=["empty", "binary"])
+def test_unreadable_submission_files_are_named(tmp_path, content):
+    path = tmp_path / "submission.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="not a readable CSV") as caught:
+        apparel.score_submission(path)
+    assert str(path) in str(caught.value)
