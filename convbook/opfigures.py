@@ -1,0 +1,538 @@
+"""convbook.opfigures — step-through figures and animations of the operations of chapters 2–5.
+
+Each figure is drawn from the tensors a chapter passes in: the windows come from
+:func:`convbook.windows.sliding_windows`, the output values from ``torch.nn.functional``
+(``conv2d``, ``max_pool2d``, ``avg_pool2d``), so the numbers written in the cells are the
+ones PyTorch computes. A panel is a row of grids (input, kernel, output) joined by
+operator signs, with the sum it computes written underneath; the static figures show one
+panel per output position and the animations play the same panels one after another.
+
+Every cell patch and text carries a ``gid`` ``"<grid>:<role>:<row>,<col>"`` (roles:
+``cell``, ``padding``, ``skipped``, ``done``, ``current``, ``pending``, ``value``,
+``window``, ``max``), which the tests read back to check what a figure shows.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from .animation import Animation, animate
+from .ops import IntOrPair, _pair
+from .plot import DPI, _as_tensor, _format_number, _subplots
+from .windows import Window, sliding_windows, visited_cells
+
+__all__ = ["show_corr2d_steps", "animate_corr2d", "show_pool2d_steps", "animate_pool2d",
+           "show_corr2d_multi_in", "show_corr2d_multi_out", "show_conv1x1"]
+
+CELL = 0.3  # inches per grid cell
+WIDTH = 7.0  # inches: the widest operation figure
+GAP = 1.3  # cells between two grids, where the operator sign goes
+CHAR = 0.24  # cells taken by one character of a caption
+MIN_CELL = 0.24  # inches: smaller cells would make the numbers unreadable
+MAX_SIDE = 14  # largest (padded) grid side written out cell by cell
+MAX_PANELS = 16  # a step figure with more output positions should be an animation
+MAX_FRAMES = 64  # keeps a GIF small (well under 300 KB)
+STYLE = {  # role -> (face colour, hatch)
+    "cell": ("#e3f2fd", None), "kernel": ("#fff3e0", None), "padding": ("#e0e0e0", "///"),
+    "skipped": ("#ffebee", "xx"), "done": ("#e8f5e9", None), "current": ("#ffb74d", None),
+    "pending": ("#ffffff", None),
+}
+WINDOW = "#e65100"  # outline of the cells a window reads
+MAXIMUM = "#c62828"  # ring around the value max pooling keeps
+NEG_INF = "−∞"
+
+
+@dataclass
+class _Grid:
+    """One grid of a panel: its tag ``name``, a label above it and the text of each cell."""
+
+    name: str
+    label: str
+    texts: list[list[str]]
+    roles: dict[tuple[int, int], str] = field(default_factory=dict)
+    default: str = "cell"
+    window: Sequence[tuple[int, int]] = ()
+    marks: Sequence[tuple[int, int]] = ()
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.texts), len(self.texts[0])
+
+
+def _texts(values: torch.Tensor) -> list[list[str]]:
+    """Cell texts of a 2-D tensor: integers without '.0', ``-inf`` as ``−∞``."""
+    return [[NEG_INF if v == float("-inf") else _format_number(v) for v in row]
+            for row in values.tolist()]
+
+
+def _fontsize(grid: _Grid) -> int:
+    longest = max(len(text) for row in grid.texts for text in row)
+    return 9 if longest <= 2 else 8 if longest <= 4 else 7 if longest <= 5 else 6
+
+
+def _draw_grid(ax: Axes, grid: _Grid, left: float, top: float) -> None:
+    """Draw ``grid`` with its top-left cell's corner at ``(left, top)``, one unit a cell."""
+    size = _fontsize(grid)
+    h, w = grid.shape
+    for i in range(h):
+        for j in range(w):
+            role = grid.roles.get((i, j), grid.default)
+            face, hatch = STYLE[role]
+            ax.add_artist(Rectangle((left + j, top + i), 1, 1, facecolor=face, hatch=hatch,
+                                    edgecolor="#90a4ae", linewidth=0.8,
+                                    gid=f"{grid.name}:{role}:{i},{j}"))
+            if grid.texts[i][j]:
+                ax.text(left + j + 0.5, top + i + 0.5, grid.texts[i][j], ha="center",
+                        va="center", fontsize=size, gid=f"{grid.name}:value:{i},{j}")
+    for role, cells, colour, inset in (("window", grid.window, WINDOW, 0.04),
+                                       ("max", grid.marks, MAXIMUM, 0.14)):
+        for i, j in cells:
+            ax.add_artist(Rectangle((left + j + inset, top + i + inset), 1 - 2 * inset,
+                                    1 - 2 * inset, fill=False, edgecolor=colour,
+                                    linewidth=2.2, gid=f"{grid.name}:{role}:{i},{j}"))
+    ax.text(left + w / 2, top - 0.35, grid.label, ha="center", va="bottom", fontsize=8,
+            gid=f"{grid.name}:label")
+
+
+def _extent(parts: Sequence[_Grid | str], caption: str = "") -> tuple[float, float]:
+    """Width and height, in cells, of a row of grids and signs with its caption."""
+    width = sum(p.shape[1] if isinstance(p, _Grid) else GAP for p in parts)
+    height = max(p.shape[0] for p in parts if isinstance(p, _Grid))
+    lines = caption.split("\n") if caption else []
+    text_width = max((len(line) * CHAR for line in lines), default=0.0)
+    return max(width, text_width), 1.0 + height + 0.55 * len(lines) + 0.3
+
+
+def _draw_row(ax: Axes, parts: Sequence[_Grid | str], top: float, caption: str = "") -> float:
+    """Draw grids left to right, vertically centred, signs between; return the bottom y."""
+    width, height = _extent(parts, caption)
+    tallest = max(p.shape[0] for p in parts if isinstance(p, _Grid))
+    x = (width - _extent(parts)[0]) / 2
+    for part in parts:
+        if isinstance(part, _Grid):
+            _draw_grid(ax, part, x, top + 1.0 + (tallest - part.shape[0]) / 2)
+            x += part.shape[1]
+        else:
+            ax.text(x + GAP / 2, top + 1.0 + tallest / 2, part, ha="center", va="center",
+                    fontsize=24 if part == "⋆" else 13)
+            x += GAP
+    if caption:
+        ax.text(width / 2, top + 1.3 + tallest, caption, ha="center", va="top", fontsize=9,
+                linespacing=1.4, gid="caption")
+    return top + height
+
+
+def _finish_axes(ax: Axes, width: float, height: float, title: str) -> None:
+    ax.set_xlim(-0.1, width + 0.1)
+    ax.set_ylim(height, -0.1)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    if title:
+        ax.text(0.5, 1.0, title, transform=ax.transAxes, ha="center", va="bottom",
+                fontsize=9, gid="title")
+
+
+def _wrap(terms: list[str], per_line: int, sep: str = " + ") -> str:
+    """Terms joined by ``sep``, ``per_line`` to a line once there are more than four."""
+    if len(terms) <= 4:
+        return sep.join(terms)
+    lines = [sep.join(terms[k:k + per_line]) for k in range(0, len(terms), per_line)]
+    joiner = "\n+ " if sep == " + " else sep.rstrip() + "\n"
+    return joiner.join(lines)
+
+
+def _factor(value: float) -> str:
+    text = NEG_INF if value == float("-inf") else _format_number(value)
+    return f"({text})" if text.startswith(("-", NEG_INF)) else text
+
+
+@dataclass
+class _Sliding:
+    """A single-channel sliding-window operation, ready to draw step by step."""
+
+    padded: torch.Tensor  # the input with its padding, as the windows see it
+    padding: tuple[int, int]
+    original: tuple[int, int]  # height and width before padding
+    windows: list[Window]
+    output: torch.Tensor
+    kernel: torch.Tensor | None = None  # None for pooling
+    maxima: list[tuple[int, int]] | None = None  # max pooling: the cell each window keeps
+    mode: str = "corr"
+
+    def input_roles(self) -> dict[tuple[int, int], str]:
+        """Padding cells, and real cells that no window reads (left out by the stride)."""
+        (ph, pw), (h, w) = self.padding, self.original
+        visited = visited_cells(self.windows)
+        roles = {}
+        for r in range(self.padded.shape[0]):
+            for c in range(self.padded.shape[1]):
+                if not (ph <= r < ph + h and pw <= c < pw + w):
+                    roles[r, c] = "padding"
+                elif (r, c) not in visited:
+                    roles[r, c] = "skipped"
+        return roles
+
+    def caption(self, k: int) -> str:
+        """What output ``k`` computes, written with the numbers its window reads."""
+        window = self.windows[k]
+        values = [self.padded[r, c].item() for r, c in window.cells]
+        i, j = window.output
+        result = _format_number(self.output[i, j].item())
+        if self.mode == "corr":
+            weights = self.kernel.flatten().tolist()
+            terms = [f"{_factor(x)}×{_factor(w)}" for x, w in zip(values, weights)]
+            total = _format_number(sum(x * w for x, w in zip(values, weights)))
+            return f"{_wrap(terms, len(window.cols))} = {total}"
+        items = _wrap([_format_number(v) if v > float("-inf") else NEG_INF for v in values],
+                      len(window.cols), ", ")
+        if self.mode == "max":
+            return f"max({items}) = {result}"
+        return f"({_wrap([_factor(v) for v in values], len(window.cols))}) / " \
+               f"{len(values)} = {result}"
+
+    def parts(self, k: int) -> list[_Grid | str]:
+        """Input with window ``k``, kernel (for a correlation), output filled up to ``k``."""
+        window = self.windows[k]
+        roles = self.input_roles()
+        marks = [self.maxima[k]] if self.maxima is not None else []
+        label = "input (padded)" if max(self.padding) else "input"
+        parts: list[_Grid | str] = [_Grid("X", label, _texts(self.padded), roles,
+                                          window=window.cells, marks=marks)]
+        if self.kernel is not None:
+            parts += ["⋆", _Grid("K", "kernel", _texts(self.kernel), default="kernel")]
+        out_texts = _texts(self.output)
+        out_roles = {}
+        for n, other in enumerate(self.windows):
+            i, j = other.output
+            out_roles[i, j] = "done" if n < k else "current" if n == k else "pending"
+            if n > k:
+                out_texts[i][j] = ""
+        return parts + ["=" if self.kernel is not None else "→",
+                        _Grid("Y", "output", out_texts, out_roles)]
+
+    def draw(self, ax: Axes, k: int) -> None:
+        parts, caption = self.parts(k), self.caption(k)
+        width, height = _extent(parts, caption)
+        _draw_row(ax, parts, 0.0, caption)
+        i, j = self.windows[k].output
+        _finish_axes(ax, width, height, f"output ({i}, {j})")
+
+
+def _matrix(x, name: str) -> torch.Tensor:
+    values = _as_tensor(x, name, 2, "(height, width)")
+    if not torch.isfinite(values).all():
+        raise ValueError(f"{name} must hold finite numbers to be written in the cells")
+    return values
+
+
+def _check_size(padded_hw: tuple[int, int], what: str) -> None:
+    if max(padded_hw) > MAX_SIDE:
+        raise ValueError(f"{what} is {padded_hw[0]} × {padded_hw[1]} after padding; a figure "
+                         f"writes out at most {MAX_SIDE} cells a side, so crop it first")
+
+
+def _corr_case(X, K, padding: IntOrPair, stride: IntOrPair,
+               dilation: IntOrPair) -> _Sliding:
+    """Check the arguments, pad ``X`` with zeros and compute the output with F.conv2d."""
+    X, K = _matrix(X, "X"), _matrix(K, "K")
+    pad = _pair(padding, "padding")
+    windows = sliding_windows(tuple(X.shape), tuple(K.shape), padding, stride, dilation)
+    padded = F.pad(X, (pad[1], pad[1], pad[0], pad[0]))
+    _check_size(tuple(padded.shape), "X")
+    output = F.conv2d(X[None, None], K[None, None], padding=pad,
+                      stride=_pair(stride, "stride"),
+                      dilation=_pair(dilation, "dilation"))[0, 0]
+    return _Sliding(padded, pad, tuple(X.shape), windows, output, kernel=K)
+
+
+def _pool_case(X, pool_size: IntOrPair, mode: str, padding: IntOrPair,
+               stride: IntOrPair | None) -> _Sliding:
+    """Pad ``X`` as pooling does (−∞ for max, 0 for average) and pool it with F."""
+    if mode not in ("max", "avg"):
+        raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
+    X = _matrix(X, "X")
+    size, pad = _pair(pool_size, "pool_size"), _pair(padding, "padding")
+    step = size if stride is None else _pair(stride, "stride")
+    if pad[0] > size[0] // 2 or pad[1] > size[1] // 2:
+        raise ValueError(f"padding {pad} must be at most half of pool_size {size}, "
+                         f"as in nn.MaxPool2d and cb.ops.pool2d")
+    windows = sliding_windows(tuple(X.shape), size, pad, step)
+    fill = float("-inf") if mode == "max" else 0.0
+    padded = F.pad(X, (pad[1], pad[1], pad[0], pad[0]), value=fill)
+    _check_size(tuple(padded.shape), "X")
+    if mode == "avg":
+        output = F.avg_pool2d(X[None, None], size, step, pad)[0, 0]
+        return _Sliding(padded, pad, tuple(X.shape), windows, output, mode="avg")
+    output, index = F.max_pool2d(X[None, None], size, step, pad, return_indices=True)
+    width = X.shape[1]
+    maxima = [(n // width + pad[0], n % width + pad[1]) for n in index.flatten().tolist()]
+    return _Sliding(padded, pad, tuple(X.shape), windows, output[0, 0], maxima=maxima,
+                    mode="max")
+
+
+def _settings(padding: IntOrPair, stride, dilation: IntOrPair = 1) -> str:
+    """', padding 1, stride 2' — the settings that differ from the defaults."""
+    named = [("padding", padding, 0), ("stride", stride, 1), ("dilation", dilation, 1)]
+    return "".join(f", {name} {value}" for name, value, default in named
+                   if value is not None and value != default)
+
+
+def _steps_figure(case: _Sliding, steps: Sequence[int] | None, title: str) -> Figure:
+    """One panel per chosen output position (all by default), in rows of up to ``W_out``."""
+    n = len(case.windows)
+    steps = list(range(n)) if steps is None else list(steps)
+    if not steps or any(not isinstance(k, int) or not 0 <= k < n for k in steps):
+        raise ValueError(f"steps must be indices of output positions in [0, {n}), "
+                         f"got {steps!r}")
+    if len(steps) > MAX_PANELS:
+        raise ValueError(f"{len(steps)} steps asked for; a step figure shows at most "
+                         f"{MAX_PANELS} panels: pass steps=... or use the animate_ function")
+    width, height = _extent(case.parts(0), case.caption(0))
+    fit = int(WIDTH // (width * MIN_CELL))
+    ncols = max(1, min(case.output.shape[1], len(steps), fit))
+    nrows = math.ceil(len(steps) / ncols)
+    scale = min(CELL, WIDTH / (width * ncols))
+    fig, axes = _subplots(nrows, ncols, scale * width * ncols,
+                          (scale * height + 0.25) * nrows + 0.5)
+    for ax, k in zip(axes.flat, steps + [None] * (nrows * ncols - len(steps))):
+        if k is None:
+            fig.delaxes(ax)
+        else:
+            case.draw(ax, k)
+    fig.suptitle(title, wrap=True)
+    fig.tight_layout()
+    return fig
+
+
+def _animation(case: _Sliding, title: str) -> Animation:
+    """The step panels as GIF frames, each drawn on a fresh figure of the same size."""
+    n = len(case.windows)
+    if n > MAX_FRAMES:
+        raise ValueError(f"the output has {n} positions; an animation has at most "
+                         f"{MAX_FRAMES} frames to stay small, so use a smaller input")
+    width, height = _extent(case.parts(0), case.caption(n - 1))
+    scale = min(CELL, (WIDTH - 0.4) / width)
+
+    def frame(k: int) -> Figure:
+        fig = Figure(figsize=(width * scale + 0.4, height * scale + 0.8), dpi=DPI)
+        ax = fig.add_axes((0.02, 0.02, 0.96, 0.96 - 0.45 / (height * scale + 0.8)))
+        case.draw(ax, k)
+        fig.suptitle(title, fontsize=11)
+        return fig
+
+    return animate(frame, n, title)
+
+
+def show_corr2d_steps(X, K, *, padding: IntOrPair = 0, stride: IntOrPair = 1,
+                      dilation: IntOrPair = 1, steps: Sequence[int] | None = None,
+                      title: str | None = None) -> Figure:
+    """Cross-correlation one output position at a time (chapters 2 and 3).
+
+    Each panel shows the (zero-padded) input with the kernel's window outlined, the
+    kernel, and the output filled up to that position, with the products and their sum
+    written underneath. Padded cells are grey and hatched; input cells that no window reads
+    (left out by the stride) are hatched red; a dilated window's cells are spread out.
+    ``steps`` picks output positions by row-major index (default: all, at most 16); to
+    see every position of a larger input, use :func:`animate_corr2d`.
+    """
+    case = _corr_case(X, K, padding, stride, dilation)
+    h, w = case.original
+    kh, kw = case.kernel.shape
+    default = f"Cross-correlation step by step: {h} × {w} input, {kh} × {kw} kernel"
+    return _steps_figure(case, steps, title or default + _settings(padding, stride, dilation))
+
+
+def animate_corr2d(X, K, *, padding: IntOrPair = 0, stride: IntOrPair = 1,
+                   dilation: IntOrPair = 1, title: str | None = None) -> Animation:
+    """The kernel window sliding over ``X`` and filling the output, as a GIF (chapters 2, 3).
+
+    One frame per output position (at most 64), each the same panel as in
+    :func:`show_corr2d_steps`. End a notebook cell with the returned object to show it.
+    """
+    case = _corr_case(X, K, padding, stride, dilation)
+    h, w = case.original
+    default = f"A {case.kernel.shape[0]} × {case.kernel.shape[1]} kernel sliding over a " \
+              f"{h} × {w} input"
+    return _animation(case, title or default + _settings(padding, stride, dilation))
+
+
+def show_pool2d_steps(X, pool_size: IntOrPair, *, mode: str = "max", padding: IntOrPair = 0,
+                      stride: IntOrPair | None = None, steps: Sequence[int] | None = None,
+                      title: str | None = None) -> Figure:
+    """Max or average pooling one window at a time (chapter 5).
+
+    Like :func:`show_corr2d_steps` without a kernel: the window is outlined, the value
+    max pooling keeps (the one ``F.max_pool2d`` returns the index of) is ringed in red,
+    and padding shows as ``−∞`` for max pooling (a padded cell never wins) and 0 for
+    average pooling (which still divides by the full window). ``stride`` defaults to
+    ``pool_size``, as in ``nn.MaxPool2d``; ``steps`` is as in :func:`show_corr2d_steps`.
+    """
+    case = _pool_case(X, pool_size, mode, padding, stride)
+    h, w = case.original
+    kh, kw = _pair(pool_size, "pool_size")
+    name = "Max" if mode == "max" else "Average"
+    default = f"{name} pooling step by step: {h} × {w} input, {kh} × {kw} window"
+    return _steps_figure(case, steps, title or default + _settings(padding, stride))
+
+
+def animate_pool2d(X, pool_size: IntOrPair, *, mode: str = "max", padding: IntOrPair = 0,
+                   stride: IntOrPair | None = None, title: str | None = None) -> Animation:
+    """The pooling window sliding over ``X`` as a GIF, one frame per output (chapter 5)."""
+    case = _pool_case(X, pool_size, mode, padding, stride)
+    h, w = case.original
+    kh, kw = _pair(pool_size, "pool_size")
+    name = "max" if mode == "max" else "average"
+    default = f"A {kh} × {kw} {name}-pooling window sliding over a {h} × {w} input"
+    return _animation(case, title or default + _settings(padding, stride))
+
+
+def _channels(x, name: str, ndim: int, layout: str, limit: int) -> torch.Tensor:
+    values = _as_tensor(x, name, ndim, layout)
+    if not torch.isfinite(values).all():
+        raise ValueError(f"{name} must hold finite numbers to be written in the cells")
+    for size, what in ((values.shape[0], "first"), (values.shape[1] if ndim == 4 else 1,
+                                                     "second")):
+        if size > limit:
+            raise ValueError(f"{name} has {size} entries along its {what} dimension "
+                             f"(shape {tuple(values.shape)}); a figure shows at most {limit}")
+    return values
+
+
+def _position(position: tuple[int, int], shape: torch.Size) -> tuple[int, int]:
+    i, j = _pair(position, "position")
+    if not (0 <= i < shape[0] and 0 <= j < shape[1]):
+        raise ValueError(f"position {(i, j)} is outside the {shape[0]} × {shape[1]} output")
+    return i, j
+
+
+def _rows_figure(rows: list[tuple[list[_Grid | str], str]], title: str) -> Figure:
+    """Several rows of grids drawn one under the other on one set of axes."""
+    extents = [_extent(parts, caption) for parts, caption in rows]
+    width, height = max(w for w, _ in extents), sum(h for _, h in extents)
+    scale = min(CELL, WIDTH / width)
+    fig, axes = _subplots(1, 1, width * scale + 0.3, height * scale + 0.6)
+    ax, top = axes[0, 0], 0.0
+    for parts, caption in rows:
+        top = _draw_row(ax, parts, top, caption)
+    _finish_axes(ax, width, height, "")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _highlight(values: torch.Tensor, cell: tuple[int, int]) -> dict[tuple[int, int], str]:
+    return {(i, j): "current" if (i, j) == cell else "done"
+            for i in range(values.shape[0]) for j in range(values.shape[1])}
+
+
+def show_corr2d_multi_in(X, K, *, position: tuple[int, int] = (0, 0),
+                         title: str | None = None) -> Figure:
+    """Several input channels: one correlation per channel, then their sum (chapter 4).
+
+    ``X`` is ``(C, H, W)`` and ``K`` ``(C, h, w)``, at most 4 channels. Row ``c`` shows
+    ``X[c] ⋆ K[c]`` (``F.conv2d`` of that channel alone); the last row adds the per-channel
+    results into the output. The window and the cell at ``position`` are highlighted,
+    and the caption adds that cell's per-channel values.
+    """
+    X = _channels(X, "X", 3, "(channels, height, width)", 4)
+    K = _channels(K, "K", 3, "(channels, height, width)", 4)
+    if X.shape[0] != K.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} channels (shape {tuple(X.shape)}) but K has "
+                         f"{K.shape[0]} (shape {tuple(K.shape)})")
+    windows = sliding_windows(tuple(X.shape[1:]), tuple(K.shape[1:]))
+    _check_size(tuple(X.shape[1:]), "X")
+    partial = F.conv2d(X[None], K[:, None], groups=X.shape[0])[0]
+    total = F.conv2d(X[None], K[None])[0, 0]
+    i, j = _position(position, total.shape)
+    window = windows[i * total.shape[1] + j].cells
+    rows = [([_Grid(f"X{c}", f"input channel {c}", _texts(X[c]), window=window), "⋆",
+              _Grid(f"K{c}", f"kernel {c}", _texts(K[c]), default="kernel"), "=",
+              _Grid(f"P{c}", f"channel {c} result", _texts(partial[c]),
+                    _highlight(partial[c], (i, j)))], "") for c in range(X.shape[0])]
+    sums: list[_Grid | str] = []
+    for c in range(X.shape[0]):
+        sums += [_Grid(f"S{c}", f"channel {c}", _texts(partial[c]),
+                       _highlight(partial[c], (i, j))), "+"]
+    sums[-1] = "="
+    sums.append(_Grid("Y", "output", _texts(total), _highlight(total, (i, j))))
+    values = " + ".join(_factor(v) for v in partial[:, i, j].tolist())
+    rows.append((sums, f"output ({i}, {j}) = {values} = {_format_number(total[i, j].item())}"))
+    return _rows_figure(rows, title or f"{X.shape[0]} input channels: correlate each, "
+                                       f"then add")
+
+
+def show_corr2d_multi_out(X, K, *, title: str | None = None) -> Figure:
+    """Several output channels: one stack of kernels per output channel (chapter 4).
+
+    ``X`` is ``(C_in, H, W)`` and ``K`` ``(C_out, C_in, h, w)``, at most 4 of each. The
+    first row is the input; row ``o`` is kernel stack ``K[o]`` and output channel ``o``,
+    ``Y[o] = X[0] ⋆ K[o, 0] + X[1] ⋆ K[o, 1] + ...``, computed by ``F.conv2d``.
+    """
+    X = _channels(X, "X", 3, "(channels, height, width)", 4)
+    K = _channels(K, "K", 4, "(out_channels, in_channels, height, width)", 4)
+    if X.shape[0] != K.shape[1]:
+        raise ValueError(f"X has {X.shape[0]} channels (shape {tuple(X.shape)}) but K "
+                         f"expects {K.shape[1]} (shape {tuple(K.shape)})")
+    sliding_windows(tuple(X.shape[1:]), tuple(K.shape[2:]))
+    _check_size(tuple(X.shape[1:]), "X")
+    Y = F.conv2d(X[None], K)[0]
+    inputs: list[_Grid | str] = []
+    for c in range(X.shape[0]):
+        inputs += [_Grid(f"X{c}", f"input channel {c}", _texts(X[c])), " "]
+    rows = [(inputs[:-1], "")]
+    for o in range(K.shape[0]):
+        stack: list[_Grid | str] = []
+        for c in range(K.shape[1]):
+            stack += [_Grid(f"K{o},{c}", f"K[{o}, {c}]", _texts(K[o, c]),
+                            default="kernel"), " "]
+        stack[-1] = "→"
+        stack.append(_Grid(f"Y{o}", f"output channel {o}", _texts(Y[o]), default="done"))
+        terms = " + ".join(f"X[{c}] ⋆ K[{o}, {c}]" for c in range(K.shape[1]))
+        rows.append((stack, f"output channel {o} = {terms}"))
+    return _rows_figure(rows, title or f"{K.shape[0]} output channels: one stack of "
+                                       f"{K.shape[1]} kernels each")
+
+
+def show_conv1x1(X, K, *, position: tuple[int, int] = (0, 0),
+                 title: str | None = None) -> Figure:
+    """A 1×1 convolution as the same linear map applied at every pixel (chapter 4).
+
+    ``X`` is ``(C_in, H, W)`` and ``K`` ``(C_out, C_in, 1, 1)``. At ``position`` the
+    pixel's ``C_in`` channel values form a vector ``x``; the output's ``C_out`` values
+    there are ``W x`` with ``W = K[:, :, 0, 0]``, and ``F.conv2d`` gives the same ``W x``
+    at every other pixel.
+    """
+    X = _channels(X, "X", 3, "(channels, height, width)", 4)
+    K = _channels(K, "K", 4, "(out_channels, in_channels, 1, 1)", 4)
+    if K.shape[2:] != (1, 1) or X.shape[0] != K.shape[1]:
+        raise ValueError(f"K must be (C_out, {X.shape[0]}, 1, 1) for X of shape "
+                         f"{tuple(X.shape)}, got {tuple(K.shape)}")
+    _check_size(tuple(X.shape[1:]), "X")
+    Y = F.conv2d(X[None], K)[0]
+    i, j = _position(position, X.shape[1:])
+    inputs: list[_Grid | str] = []
+    for c in range(X.shape[0]):
+        inputs += [_Grid(f"X{c}", f"input channel {c}", _texts(X[c]), window=[(i, j)]), " "]
+    weights = K[:, :, 0, 0]
+    product = [_Grid("W", "W = K[:, :, 0, 0]", _texts(weights), default="kernel"), "·",
+               _Grid("x", f"x = X[:, {i}, {j}]", _texts(X[:, i, j, None])), "=",
+               _Grid("y", f"y = Y[:, {i}, {j}]", _texts(Y[:, i, j, None]),
+                     default="current")]
+    outputs: list[_Grid | str] = []
+    for o in range(Y.shape[0]):
+        outputs += [_Grid(f"Y{o}", f"output channel {o}", _texts(Y[o]),
+                          _highlight(Y[o], (i, j))), " "]
+    h, w = X.shape[1:]
+    rows = [(inputs[:-1], ""),
+            (product, f"the same W mixes the channels at each of the {h} × {w} pixels"),
+            (outputs[:-1], "")]
+    return _rows_figure(rows, title or f"A 1 × 1 convolution: {K.shape[1]} channels in, "
+                                       f"{K.shape[0]} out, at pixel ({i}, {j})")
+

@@ -1,0 +1,286 @@
+"""Tests of the operation figures (convbook.windows, convbook.opfigures, convbook.animation):
+the windows match torch's unfold, and each figure writes the numbers PyTorch computes, in
+the cells where they belong, with the window, padding, skipped cells and maxima marked."""
+import io
+import re
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from convbook import opfigures, plot
+from convbook.windows import sliding_windows, visited_cells
+
+TAG = re.compile(r"^(?P<grid>[^:]+):(?P<role>[a-z]+):(?P<i>\d+),(?P<j>\d+)$")
+D2L_X = torch.arange(9.0).reshape(3, 3)
+D2L_K = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def _tagged(ax, grid: str) -> dict[str, dict[tuple[int, int], object]]:
+    """role -> {(row, col): artist} for every patch and text of ``grid`` in ``ax``."""
+    found: dict[str, dict[tuple[int, int], object]] = {}
+    for artist in [*ax.patches, *ax.texts]:
+        match = TAG.match(artist.get_gid() or "")
+        if match and match["grid"] == grid:
+            cell = (int(match["i"]), int(match["j"]))
+            found.setdefault(match["role"], {})[cell] = artist
+    return found
+
+
+def _values(ax, grid: str) -> dict[tuple[int, int], str]:
+    return {cell: t.get_text() for cell, t in _tagged(ax, grid).get("value", {}).items()}
+
+
+def _caption(ax) -> str:
+    return next(t.get_text() for t in ax.texts if t.get_gid() == "caption")
+
+
+def _number(text: str) -> float:
+    return float("-inf") if text == opfigures.NEG_INF else float(text)
+
+
+@pytest.mark.parametrize("shape, kernel, padding, stride, dilation", [
+    ((3, 3), (2, 2), 0, 1, 1), ((5, 6), (3, 2), 1, 2, 1), ((7, 7), (2, 3), (2, 0), (1, 3), 2),
+    ((8, 8), (3, 5), (0, 1), (3, 4), 1), ((6, 5), (3, 3), 2, 1, (1, 2)),
+])
+def test_sliding_windows_read_the_cells_unfold_reads(shape, kernel, padding, stride, dilation):
+    h, w = shape
+    labels = torch.arange(1.0, h * w + 1).reshape(1, 1, h, w)  # 0 marks a padded cell
+    columns = F.unfold(labels, kernel, dilation=dilation, padding=padding, stride=stride)[0]
+    windows = sliding_windows(shape, kernel, padding, stride, dilation)
+    assert len(windows) == columns.shape[1]
+    ph, pw = (padding, padding) if isinstance(padding, int) else padding
+    padded = F.pad(labels[0, 0], (pw, pw, ph, ph))
+    for window, column in zip(windows, columns.T):
+        assert [padded[r, c].item() for r, c in window.cells] == column.tolist()
+
+
+def test_sliding_windows_reject_a_kernel_larger_than_the_padded_input():
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        sliding_windows((3, 3), (4, 4))
+    with pytest.raises(ValueError, match="stride"):
+        sliding_windows((3, 3), 2, stride=0)
+
+
+def test_corr2d_steps_d2l_example_shows_windows_products_and_outputs():
+    fig = plot.show_corr2d_steps(D2L_X, D2L_K)
+    Y = F.conv2d(D2L_X[None, None], D2L_K[None, None])[0, 0]
+    windows = sliding_windows((3, 3), (2, 2))
+    assert len(fig.axes) == Y.numel() == 4
+    assert fig.get_suptitle() and fig.get_size_inches()[0] <= opfigures.WIDTH
+    for k, (ax, window) in enumerate(zip(fig.axes, windows)):
+        x_cells = _tagged(ax, "X")
+        assert set(x_cells["window"]) == set(window.cells)
+        assert _values(ax, "X") == {(r, c): f"{int(D2L_X[r, c])}" for r in range(3)
+                                    for c in range(3)}
+        assert _values(ax, "K") == {(a, b): f"{int(D2L_K[a, b])}" for a in range(2)
+                                    for b in range(2)}
+        y_cells, shown = _tagged(ax, "Y"), _values(ax, "Y")
+        assert set(y_cells["current"]) == {window.output}
+        assert set(shown) == {w.output for w in windows[:k + 1]}  # later cells still empty
+        assert all(float(text) == Y[cell].item() for cell, text in shown.items())
+        products = [D2L_X[r, c] * D2L_K[a, b] for (r, c), (a, b) in zip(
+            window.cells, [(a, b) for a in range(2) for b in range(2)])]
+        total = _caption(ax).split("=")[-1]
+        assert float(total) == sum(products).item() == Y[window.output].item()
+        factors = re.findall(r"(\d+)×(\d+)", _caption(ax))
+        assert [(float(x), float(w)) for x, w in factors] == [
+            (D2L_X[cell].item(), w) for cell, w in zip(window.cells, D2L_K.flatten().tolist())]
+
+
+def test_padding_cells_are_marked_and_hold_zeros():
+    X = torch.arange(1.0, 17.0).reshape(4, 4)
+    fig = plot.show_corr2d_steps(X, torch.ones(3, 3), padding=1, stride=2)
+    ax = fig.axes[0]
+    cells = _tagged(ax, "X")
+    border = {(r, c) for r in range(6) for c in range(6) if r in (0, 5) or c in (0, 5)}
+    assert set(cells["padding"]) == border
+    values = _values(ax, "X")
+    assert all(values[cell] == "0" for cell in border)
+    assert all(values[r + 1, c + 1] == f"{int(X[r, c])}" for r in range(4) for c in range(4))
+    Y = F.conv2d(X[None, None], torch.ones(1, 1, 3, 3), padding=1, stride=2)[0, 0]
+    last = fig.axes[-1]
+    assert {cell: float(t) for cell, t in _values(last, "Y").items()} == {
+        (i, j): Y[i, j].item() for i in range(2) for j in range(2)}
+
+
+def test_stride_marks_the_input_rows_no_window_reads():
+    X = torch.randn(8, 8)
+    fig = plot.show_corr2d_steps(X, torch.ones(3, 5), padding=(0, 1), stride=(3, 4))
+    image = torch.zeros(1, 1, 8, 8, requires_grad=True)
+    F.conv2d(image, torch.ones(1, 1, 3, 5), padding=(0, 1), stride=(3, 4)).sum().backward()
+    unread = {(r, c + 1) for r in range(8) for c in range(8) if image.grad[0, 0, r, c] == 0}
+    assert unread and {r for r, _ in unread} == {6, 7}
+    assert set(_tagged(fig.axes[0], "X")["skipped"]) == unread
+
+
+def test_dilated_window_is_spread_out():
+    fig = plot.show_corr2d_steps(torch.arange(25.0).reshape(5, 5), torch.ones(2, 2),
+                                 dilation=2, steps=[4])
+    window = set(_tagged(fig.axes[0], "X")["window"])
+    assert window == {(1, 1), (1, 3), (3, 1), (3, 3)}
+
+
+def test_steps_pick_panels_and_bad_arguments_fail_clearly():
+    fig = plot.show_corr2d_steps(torch.ones(6, 8), torch.ones(1, 2), steps=[0, 1, 2])
+    assert len(fig.axes) == 3
+    with pytest.raises(ValueError, match="at most 16 panels"):
+        plot.show_corr2d_steps(torch.ones(6, 8), torch.ones(1, 2))
+    with pytest.raises(ValueError, match=r"steps must be indices .* \[0, 42\)"):
+        plot.show_corr2d_steps(torch.ones(6, 8), torch.ones(1, 2), steps=[42])
+    with pytest.raises(ValueError, match="X must be 2-D"):
+        plot.show_corr2d_steps(torch.ones(1, 3, 3), D2L_K)
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        plot.show_corr2d_steps(D2L_X, torch.ones(4, 4))
+    with pytest.raises(ValueError, match="finite"):
+        plot.show_corr2d_steps(torch.full((3, 3), float("nan")), D2L_K)
+    with pytest.raises(ValueError, match="at most 14 cells"):
+        plot.show_corr2d_steps(torch.ones(15, 15), torch.ones(15, 15))
+
+
+def _gif_frames(animation) -> list[Image.Image]:
+    gif = Image.open(io.BytesIO(animation.data))
+    frames = []
+    for n in range(gif.n_frames):
+        gif.seek(n)
+        frames.append(gif.convert("RGB"))
+    return frames
+
+
+def test_animation_has_one_frame_per_output_position_and_is_reproducible():
+    X = torch.ones(3, 4)
+    X[:, 1:3] = 0
+    K = torch.tensor([[1.0, -1.0]])
+    animation = plot.animate_corr2d(X, K)
+    frames = _gif_frames(animation)
+    assert animation.n_frames == len(frames) == F.conv2d(X[None, None], K[None, None]).numel()
+    assert len(animation.data) < 300_000
+    assert frames[0].size[0] <= opfigures.WIDTH * plot.DPI
+    assert plot.animate_corr2d(X, K).data == animation.data
+    bundle = animation._repr_mimebundle_()
+    assert set(bundle) == {"image/gif", "text/plain"}
+    assert bundle["text/plain"] == f"Animation: {animation.title} (9 frames)"
+
+
+def test_animation_frames_draw_the_step_panels():
+    case = opfigures._corr_case(D2L_X, D2L_K, 0, 1, 1)
+    frames = _gif_frames(opfigures._animation(case, "title"))
+    assert len(frames) == 4 and len({f.tobytes() for f in frames}) == 4
+    with pytest.raises(ValueError, match="at most 64 frames"):
+        plot.animate_corr2d(torch.ones(10, 10), torch.ones(1, 1))
+
+
+def _pool_window_values(ax, window) -> list[float]:
+    values = _values(ax, "X")
+    return [_number(values[cell]) for cell in window.cells]
+
+
+@pytest.mark.parametrize("padding, stride", [(0, 1), (1, 2), ((0, 1), (2, 3))])
+def test_max_pooling_rings_the_maximum_of_each_window(padding, stride):
+    X = torch.randperm(16).float().reshape(4, 4) - 8
+    size = (2, 3) if isinstance(stride, tuple) else 2 if padding == 0 else 3
+    fig = plot.show_pool2d_steps(X, size, padding=padding, stride=stride)
+    Y = F.max_pool2d(X[None, None], size, stride, padding)[0, 0]
+    windows = sliding_windows((4, 4), size, padding, stride)
+    assert len(fig.axes) == Y.numel() == len(windows)
+    for ax, window in zip(fig.axes, windows):
+        marked = _tagged(ax, "X")["max"]
+        assert len(marked) == 1
+        (cell,) = marked
+        values = _pool_window_values(ax, window)
+        assert cell in window.cells and _number(_values(ax, "X")[cell]) == max(values)
+        assert float(_values(ax, "Y")[window.output]) == Y[window.output].item()
+        assert _caption(ax).startswith("max(")
+
+
+def test_max_pooling_pads_with_minus_infinity_and_average_with_zeros():
+    X = -1 - torch.arange(16.0).reshape(4, 4)
+    max_fig = plot.show_pool2d_steps(X, 3, padding=1, stride=2)
+    ax = max_fig.axes[0]
+    padding = _tagged(ax, "X")["padding"]
+    assert len(padding) == 20
+    assert {_values(ax, "X")[cell] for cell in padding} == {opfigures.NEG_INF}
+    avg_fig = plot.show_pool2d_steps(X, 3, mode="avg", padding=1, stride=2)
+    Y = F.avg_pool2d(X[None, None], 3, 2, 1)[0, 0]
+    ax = avg_fig.axes[-1]
+    assert {_values(ax, "X")[cell] for cell in _tagged(ax, "X")["padding"]} == {"0"}
+    assert all(abs(float(t) - Y[cell].item()) < 0.006 for cell, t in _values(ax, "Y").items())
+    assert "max" not in _tagged(ax, "X")
+    caption = _caption(ax)
+    assert caption.startswith("(") and "/ 9 = " in caption
+    assert abs(float(caption.split("= ")[-1]) - Y[1, 1].item()) < 0.006
+
+
+def test_pool_errors_and_animation():
+    with pytest.raises(ValueError, match="mode must be 'max' or 'avg'"):
+        plot.show_pool2d_steps(D2L_X, 2, mode="min")
+    with pytest.raises(ValueError, match="at most half"):
+        plot.show_pool2d_steps(D2L_X, 2, padding=2)
+    animation = plot.animate_pool2d(torch.arange(16.0).reshape(4, 4), 2)
+    assert animation.n_frames == len(_gif_frames(animation)) == 4
+
+
+def test_multi_in_shows_each_channel_then_the_sum():
+    X = torch.stack([torch.arange(0.0, 9.0), torch.arange(1.0, 10.0)]).reshape(2, 3, 3)
+    K = torch.tensor([[[0.0, 1.0], [2.0, 3.0]], [[1.0, 2.0], [3.0, 4.0]]])
+    fig = plot.show_corr2d_multi_in(X, K, position=(1, 0))
+    ax = fig.axes[0]
+    Y = F.conv2d(X[None], K[None])[0, 0]
+    for c in range(2):
+        partial = F.conv2d(X[None, c:c + 1], K[None, c:c + 1])[0, 0]
+        assert {cell: float(t) for cell, t in _values(ax, f"P{c}").items()} == {
+            (i, j): partial[i, j].item() for i in range(2) for j in range(2)}
+        assert set(_tagged(ax, f"X{c}")["window"]) == {(1, 0), (1, 1), (2, 0), (2, 1)}
+    assert {cell: float(t) for cell, t in _values(ax, "Y").items()} == {
+        (i, j): Y[i, j].item() for i in range(2) for j in range(2)}
+    assert set(_tagged(ax, "Y")["current"]) == {(1, 0)}
+    assert _caption(ax).endswith(f"= {int(Y[1, 0])}")
+    with pytest.raises(ValueError, match="X has 3 channels"):
+        plot.show_corr2d_multi_in(torch.ones(3, 3, 3), K)
+    with pytest.raises(ValueError, match="outside the 2 × 2 output"):
+        plot.show_corr2d_multi_in(X, K, position=(2, 0))
+
+
+def test_multi_out_shows_one_kernel_stack_per_output_channel():
+    X = torch.randn(2, 3, 3)
+    K = torch.randn(3, 2, 2, 2)
+    ax = plot.show_corr2d_multi_out(X, K).axes[0]
+    Y = F.conv2d(X[None], K)[0]
+    for o in range(3):
+        shown = _values(ax, f"Y{o}")
+        assert all(abs(float(t) - Y[o][cell].item()) < 0.006 for cell, t in shown.items())
+        assert len(shown) == 4
+        for c in range(2):
+            assert len(_values(ax, f"K{o},{c}")) == 4
+    with pytest.raises(ValueError, match="K expects 3"):
+        plot.show_corr2d_multi_out(X, torch.randn(3, 3, 2, 2))
+    with pytest.raises(ValueError, match="at most 4"):
+        plot.show_corr2d_multi_out(X, torch.randn(5, 2, 2, 2))
+
+
+def test_conv1x1_is_the_same_matrix_at_every_pixel():
+    X = torch.randint(-3, 4, (3, 3, 3)).float()
+    K = torch.randint(-2, 3, (2, 3, 1, 1)).float()
+    ax = plot.show_conv1x1(X, K, position=(2, 1)).axes[0]
+    Y = F.conv2d(X[None], K)[0]
+    W = K[:, :, 0, 0]
+    assert [float(t) for _, t in sorted(_values(ax, "x").items())] == X[:, 2, 1].tolist()
+    assert [float(t) for _, t in sorted(_values(ax, "y").items())] == (W @ X[:, 2, 1]).tolist()
+    assert [float(t) for _, t in sorted(_values(ax, "y").items())] == Y[:, 2, 1].tolist()
+    for c in range(3):
+        assert set(_tagged(ax, f"X{c}")["window"]) == {(2, 1)}
+    with pytest.raises(ValueError, match="K must be"):
+        plot.show_conv1x1(X, torch.ones(2, 3, 3, 3))
+
+
+def test_visited_cells_is_the_union_of_windows():
+    windows = sliding_windows((5, 5), 2, stride=3)
+    assert visited_cells(windows) == {(r, c) for r in (0, 1, 3, 4) for c in (0, 1, 3, 4)}
