@@ -415,3 +415,10 @@ def plot_architecture(model, input_shape: Sequence[int], title: str | None = Non
     ax.set_title(title or f"{type(model).__name__}: {count_parameters(model):,} parameters")
     fig.tight_layout()
     return fig
+
+# Step-through figures and animations of the operations (chapters 2–5), kept in their own
+# module; imported last because they draw with the helpers above.
+from .opfigures import (  # noqa: E402
+    animate_corr2d, animate_pool2d, show_conv1x1, show_corr2d_multi_in,
+    show_corr2d_multi_out, show_corr2d_steps, show_pool2d_steps,
+)
