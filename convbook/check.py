@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .check_runner import Case, CheckFailed, Mistake, ints, randint, run, tensor_hint
+from .check_runner import Case, CheckFailed, Mistake, ints, keep, randint, run, tensor_hint
 
 __all__ = [
     "CheckFailed",
@@ -26,11 +26,13 @@ __all__ = [
     "corr2d",
 ]
 
-AS_IS = "cross-correlation uses K as it is: Y[i, j] = (X[i:i+h, j:j+w] * K).sum()."
+AS_IS = f"cross-correlation uses K as it is: {keep('Y[i, j] = (X[i:i+h, j:j+w] * K).sum()')}."
 FLIPPED = f"Your output is the true convolution (kernel rotated by 180°), but {AS_IS}"
-CORR2D_RULE = ("An (H, W) input and an (h, w) kernel give an (H - h + 1, W - w + 1) "
-               "output: the window fits at H - h + 1 vertical positions, range(H - h + 1).")
-SHAPE_FORMULA = "floor((n + 2p - d(k - 1) - 1) / s) + 1"
+CORR2D_RULE = (f"An (H, W) input and an (h, w) kernel give an {keep('(H - h + 1, W - w + 1)')} "
+               f"output: the window fits at {keep('H - h + 1')} vertical positions, "
+               f"{keep('range(H - h + 1)')}.")
+EXTENT = keep("d(k - 1) + 1")
+SHAPE_FORMULA = keep("floor((n + 2p - d(k - 1) - 1) / s) + 1")
 
 
 def _corr2d_reference(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
@@ -98,16 +100,16 @@ def _shape_mistakes() -> list[Mistake]:
     def extent(k, d):
         return d * (k - 1) + 1
     return [
-        Mistake("Padding p is added on each side, so the padded size is n + 2p, not n + p: "
-                f"{SHAPE_FORMULA}.",
+        Mistake(f"Padding p is added on each side, so the padded size is {keep('n + 2p')}, "
+                f"not {keep('n + p')}: {SHAPE_FORMULA}.",
                 _per_dimension(lambda n, k, p, s, d: (n + p - extent(k, d)) // s + 1)),
-        Mistake(f"Off by one: the first window position counts too, add 1 after dividing: "
+        Mistake("Off by one: the first window position counts too, add 1 after dividing: "
                 f"{SHAPE_FORMULA}.",
                 _per_dimension(lambda n, k, p, s, d: (n + 2 * p - extent(k, d)) // s)),
-        Mistake("A dilated kernel spans d(k - 1) + 1 pixels, not k: use that extent in "
+        Mistake(f"A dilated kernel spans {EXTENT} pixels, not k: use that extent in "
                 f"place of k, {SHAPE_FORMULA}.",
                 _per_dimension(lambda n, k, p, s, d: (n + 2 * p - k) // s + 1)),
-        Mistake("A dilated kernel spans d(k - 1) + 1 pixels, not d·k: the gaps are only "
+        Mistake(f"A dilated kernel spans {EXTENT} pixels, not d·k: the gaps are only "
                 f"between its taps, {SHAPE_FORMULA}.",
                 _per_dimension(lambda n, k, p, s, d: (n + 2 * p - d * k) // s + 1)),
         Mistake("Round down, not up: a window that does not fit entirely inside the padded "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import signal
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,10 +24,12 @@ from typing import Any, Optional
 
 import torch
 
-__all__ = ["Case", "CheckFailed", "Mistake", "describe", "ints", "randint", "run", "same",
-           "tensor_hint"]
+__all__ = ["Case", "CheckFailed", "Mistake", "describe", "ints", "keep", "randint", "run",
+           "same", "tensor_hint"]
 
 MAX_VALUES = 48
+WIDTH = 88
+NO_BREAK = "\u00a0"
 
 
 class CheckFailed(AssertionError):
@@ -124,9 +127,11 @@ def _nested(values: Any) -> str:
 
 
 def describe(value: Any) -> str:
-    """A short description of ``value``: a small tensor with its values, else its shape."""
+    """A short description of ``value``: a small tensor with its values, else its shape;
+    the dtype is named only when it is not float32, the dtype of every case."""
     if isinstance(value, torch.Tensor):
-        text = f"tensor of shape {tuple(value.shape)}, dtype {value.dtype}"
+        dtype = "" if value.dtype == torch.float32 else f", dtype {value.dtype}"
+        text = f"tensor of shape {tuple(value.shape)}{dtype}"
         if 0 < value.numel() <= MAX_VALUES:
             text += ": " + _nested(value.detach().cpu().double().tolist())
         return text
@@ -182,17 +187,16 @@ def _diagnose(case: Case, expected: Any, obtained: Any, mistakes: Sequence[Mista
 
 
 def _failure(name: str, case: Case, problem: str, details: str, hint: str) -> CheckFailed:
-    """The exception a learner reads: which case, what went wrong, and a hint."""
-    inputs = "\n".join(f"  {k} = {describe(v)}" for k, v in case.args.items())
-    options = ", ".join(f"{k}={v!r}" for k, v in case.options.items())
-    lines = [f"{name} failed on case '{case.label}' (the smallest failing case found): "
-             f"{problem}.", "Inputs:", inputs]
-    if options:
-        lines.append(f"  options: {options}")
-    if details:
-        lines.append(details)
-    lines.append(f"Hint: {hint}")
-    return CheckFailed("\n".join(lines))
+    """The exception a learner reads: which case, what went wrong, and a hint; lines are
+    wrapped to fit a notebook's output column."""
+    lines = [f"{name} failed: {problem}.", f"Smallest failing case ({case.label}):"]
+    lines += [f"  {k} = {describe(v)}" for k, v in case.args.items()]
+    if case.options:
+        lines.append("  options: " + ", ".join(f"{k}={v!r}" for k, v in case.options.items()))
+    lines += details.splitlines() + [f"Hint: {hint}"]
+    wrapped = [textwrap.fill(line, WIDTH, subsequent_indent="    ", break_on_hyphens=False)
+               for line in lines]
+    return CheckFailed("\n".join(wrapped).replace(NO_BREAK, " "))
 
 
 @dataclass
@@ -256,6 +260,11 @@ def run(name: str, fn: Callable, cases: Sequence[Case], *, reference: Callable,
             failure = check.smallest_failure(cases[index + 1:], failure, case.size)
         raise failure
     print(f"{name}: all {len(cases)} cases match {what}.")
+
+
+def keep(text: str) -> str:
+    """``text`` that the failure message never breaks across lines (a formula, code)."""
+    return text.replace(" ", NO_BREAK)
 
 
 def ints(gen: torch.Generator, *shape: int) -> torch.Tensor:

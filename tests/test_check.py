@@ -45,7 +45,7 @@ def test_corr2d_passes_the_course_implementations(capsys):
 def test_corr2d_flipped_kernel_is_named_true_convolution_on_the_smallest_case():
     message = failure(cb.check.corr2d, lambda X, K: ops.corr2d(X, K.flip(0, 1)))
     assert "true convolution (kernel rotated by 180°)" in message
-    assert "failed on case 'one-row input'" in message
+    assert "Smallest failing case (one-row input):" in message
     assert "X = tensor of shape (1, 5)" in message
     assert "Expected: tensor of shape (1, 4)" in message
     assert "Obtained: tensor of shape (1, 4)" in message
@@ -92,7 +92,7 @@ def test_corr2d_exceptions_are_reported_with_the_case_and_the_call():
     message = failure(cb.check.corr2d, lambda X, K: 1 / 0)
     assert "it raised ZeroDivisionError: division by zero" in message
     assert "The check calls corr2d(X, K) with X of shape (H, W)" in message
-    assert message.count("failed on case") == 1
+    assert message.count("Smallest failing case") == 1
 
 
 def endless(X, K):
@@ -108,7 +108,7 @@ def endless(X, K):
 def test_corr2d_too_slow_is_stopped_at_the_time_limit(slow):
     start = time.perf_counter()
     message = failure(cb.check.corr2d, slow, time_limit=0.2)
-    assert time.perf_counter() - start < 1.5
+    assert time.perf_counter() - start < 3
     assert "it was still running after 0.2 s, the time limit" in message
     assert "endless loop" in message
 
