@@ -74,7 +74,7 @@ def _texts(values: torch.Tensor) -> list[list[str]]:
 
 def _fontsize(grid: _Grid) -> int:
     longest = max(len(text) for row in grid.texts for text in row)
-    return 9 if longest <= 2 else 8 if longest <= 4 else 7 if longest <= 5 else 6
+    return 9 if longest <= 2 else 8 if longest <= 3 else 7 if longest <= 4 else 6
 
 
 def _draw_grid(ax: Axes, grid: _Grid, left: float, top: float) -> None:
@@ -107,7 +107,7 @@ def _extent(parts: Sequence[_Grid | str], caption: str = "") -> tuple[float, flo
     height = max(p.shape[0] for p in parts if isinstance(p, _Grid))
     lines = caption.split("\n") if caption else []
     text_width = max((len(line) * CHAR for line in lines), default=0.0)
-    return max(width, text_width), 1.0 + height + 0.55 * len(lines) + 0.3
+    return max(width, text_width), 1.0 + height + 0.6 * len(lines) + 0.6
 
 
 def _draw_row(ax: Axes, parts: Sequence[_Grid | str], top: float, caption: str = "") -> float:
@@ -121,7 +121,7 @@ def _draw_row(ax: Axes, parts: Sequence[_Grid | str], top: float, caption: str =
             x += part.shape[1]
         else:
             ax.text(x + GAP / 2, top + 1.0 + tallest / 2, part, ha="center", va="center",
-                    fontsize=24 if part == "⋆" else 13)
+                    fontsize=24 if part in ("⋆", "·") else 13)
             x += GAP
     if caption:
         ax.text(width / 2, top + 1.3 + tallest, caption, ha="center", va="top", fontsize=9,
@@ -225,6 +225,11 @@ class _Sliding:
         _finish_axes(ax, width, height, f"output ({i}, {j})")
 
 
+def _title_width(title: str) -> float:
+    """Inches a suptitle needs (about 0.1 inch a character), capped at the page width."""
+    return min(WIDTH, 0.1 * len(title) + 0.4)
+
+
 def _matrix(x, name: str) -> torch.Tensor:
     values = _as_tensor(x, name, 2, "(height, width)")
     if not torch.isfinite(values).all():
@@ -299,7 +304,7 @@ def _steps_figure(case: _Sliding, steps: Sequence[int] | None, title: str) -> Fi
     ncols = max(1, min(case.output.shape[1], len(steps), fit))
     nrows = math.ceil(len(steps) / ncols)
     scale = min(CELL, WIDTH / (width * ncols))
-    fig, axes = _subplots(nrows, ncols, scale * width * ncols,
+    fig, axes = _subplots(nrows, ncols, max(scale * width * ncols, _title_width(title)),
                           (scale * height + 0.25) * nrows + 0.5)
     for ax, k in zip(axes.flat, steps + [None] * (nrows * ncols - len(steps))):
         if k is None:
@@ -417,12 +422,13 @@ def _rows_figure(rows: list[tuple[list[_Grid | str], str]], title: str) -> Figur
     extents = [_extent(parts, caption) for parts, caption in rows]
     width, height = max(w for w, _ in extents), sum(h for _, h in extents)
     scale = min(CELL, WIDTH / width)
-    fig, axes = _subplots(1, 1, width * scale + 0.3, height * scale + 0.6)
+    fig, axes = _subplots(1, 1, max(width * scale + 0.3, _title_width(title)),
+                          height * scale + 0.6)
     ax, top = axes[0, 0], 0.0
     for parts, caption in rows:
         top = _draw_row(ax, parts, top, caption)
     _finish_axes(ax, width, height, "")
-    fig.suptitle(title)
+    fig.suptitle(title, wrap=True)
     fig.tight_layout()
     return fig
 
@@ -521,17 +527,17 @@ def show_conv1x1(X, K, *, position: tuple[int, int] = (0, 0),
     for c in range(X.shape[0]):
         inputs += [_Grid(f"X{c}", f"input channel {c}", _texts(X[c]), window=[(i, j)]), " "]
     weights = K[:, :, 0, 0]
-    product = [_Grid("W", "W = K[:, :, 0, 0]", _texts(weights), default="kernel"), "·",
-               _Grid("x", f"x = X[:, {i}, {j}]", _texts(X[:, i, j, None])), "=",
-               _Grid("y", f"y = Y[:, {i}, {j}]", _texts(Y[:, i, j, None]),
-                     default="current")]
+    product = [_Grid("W", "W", _texts(weights), default="kernel"), "·",
+               _Grid("x", "x", _texts(X[:, i, j, None])), "=",
+               _Grid("y", "y", _texts(Y[:, i, j, None]), default="current")]
     outputs: list[_Grid | str] = []
     for o in range(Y.shape[0]):
         outputs += [_Grid(f"Y{o}", f"output channel {o}", _texts(Y[o]),
                           _highlight(Y[o], (i, j))), " "]
     h, w = X.shape[1:]
     rows = [(inputs[:-1], ""),
-            (product, f"the same W mixes the channels at each of the {h} × {w} pixels"),
+            (product, f"x = X[:, {i}, {j}], W = K[:, :, 0, 0], y = Y[:, {i}, {j}] = W x\n"
+                      f"the same W mixes the channels at each of the {h} × {w} pixels"),
             (outputs[:-1], "")]
     return _rows_figure(rows, title or f"A 1 × 1 convolution: {K.shape[1]} channels in, "
                                        f"{K.shape[0]} out, at pixel ({i}, {j})")
