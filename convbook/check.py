@@ -71,7 +71,7 @@ def corr2d(fn: Callable, *, time_limit: float = 2.0) -> None:
     ``(H - h + 1, W - w + 1)`` float32 tensor ``F.conv2d`` gives, without changing X or K.
     """
     run("corr2d", fn, _corr2d_cases(), reference=_corr2d_reference,
-        what="F.conv2d on chapter 2's examples, edge cases, random shapes",
+        what="F.conv2d (chapter 2's examples, edge and random cases)",
         signature="corr2d(X, K) with X of shape (H, W) and K of shape (h, w)",
         mistakes=[Mistake(FLIPPED, lambda X, K: _corr2d_reference(X, K.flip(0, 1))),
                   Mistake(f"The kernel is flipped upside down, but {AS_IS}",
@@ -186,7 +186,7 @@ def conv_output_shape(fn: Callable, *, time_limit: float = 2.0) -> None:
     order; ``fn`` must return a tuple of two ints ``(height, width)``.
     """
     run("conv_output_shape", fn, _shape_cases(), reference=_shape_reference,
-        what="F.conv2d on chapter 3's examples, edge cases, random sizes",
+        what="F.conv2d (chapter 3's examples, edge and random cases)",
         signature="conv_output_shape(input_hw, kernel, padding, stride, dilation), "
                   "each a (height, width) pair",
         mistakes=_shape_mistakes(), generic_hint=_shape_hint_generic,

@@ -38,8 +38,8 @@ def test_corr2d_passes_the_course_implementations(capsys):
     for fn in (ops.corr2d, ops.corr2d_fast, corr2d_loop):
         cb.check.corr2d(fn)
     lines = capsys.readouterr().out.splitlines()
-    assert lines == ["corr2d: all 16 cases match F.conv2d on chapter 2's examples, "
-                     "edge cases, random shapes."] * 3
+    assert lines == ["corr2d: all 16 cases match F.conv2d (chapter 2's examples, "
+                     "edge and random cases)."] * 3
 
 
 def test_corr2d_flipped_kernel_is_named_true_convolution_on_the_smallest_case():
@@ -131,8 +131,8 @@ def test_conv_output_shape_passes_the_course_implementation(capsys):
     cb.check.conv_output_shape(
         shape_formula(lambda n, k, p, s, d: (n + 2 * p - d * (k - 1) - 1) // s + 1))
     assert capsys.readouterr().out.splitlines() == [
-        "conv_output_shape: all 20 cases match F.conv2d on chapter 3's examples, edge "
-        "cases, random sizes."] * 2
+        "conv_output_shape: all 20 cases match F.conv2d (chapter 3's examples, edge "
+        "and random cases)."] * 2
 
 
 @pytest.mark.parametrize("rule, words", [
