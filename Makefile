@@ -24,10 +24,13 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
-# Debian packages: the Fashion-MNIST files and a headless browser (needs root).
+# Debian packages: the Fashion-MNIST files, and a headless browser with its Selenium driver
+# (needs root).
 system-deps:
-	@if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || ! command -v chromium >/dev/null; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist chromium; \
+	@if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || ! command -v chromium >/dev/null \
+	    || ! command -v chromedriver >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist \
+	    chromium chromium-driver; \
 	fi
 
 # Unit tests of convbook, then every chapter re-executed and compared by nbval.
@@ -40,10 +43,14 @@ unit: $(STAMP)
 
 # Re-execute chapters in place after editing them or convbook: make execute NB=chapters/06_lenet.ipynb
 NB ?= $(sort $(wildcard chapters/*.ipynb))
+# The kernel loads _ext/figure_alt.py, which writes each figure's titles into its PNG as the
+# description the book uses for alt text.
 execute: $(STAMP)
 	for nb in $(NB); do \
-	  CONVBOOK_OFFLINE=1 $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
-	    --ExecutePreprocessor.record_timing=False --ExecutePreprocessor.timeout=1200 $$nb || exit 1; \
+	  CONVBOOK_OFFLINE=1 PYTHONPATH=$(CURDIR)/_ext $(VENV)/bin/jupyter nbconvert --to notebook \
+	    --execute --inplace --ExecutePreprocessor.record_timing=False \
+	    --ExecutePreprocessor.timeout=1200 --ExecutePreprocessor.extra_arguments='["--ext=figure_alt"]' \
+	    $$nb || exit 1; \
 	done
 
 book: $(STAMP)

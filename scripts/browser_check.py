@@ -1,24 +1,23 @@
-"""Load every page of the built book in headless Chromium and check what a reader sees.
+"""Open every page of the built book in a real browser, offline, and check what a reader gets.
 
 Usage: ``python scripts/browser_check.py _build/html`` (``make browser-test`` builds first).
 
-The HTML on disk is what Sphinx wrote; the page a reader sees is what the browser made of
-it after the theme's scripts ran. This script asks a real browser for that rendered DOM
-(``--dump-dom``) and checks, for every page in ``_toc.yml``:
+Selenium drives Debian's headless Chromium (scripts/headless.py) with every request outside
+``file://`` blocked. For every page of ``_toc.yml`` (read by sphinx_external_toc):
 
-- the page title contains the chapter's H1;
-- no error, traceback or stderr output is shown, and no script failed (browser console);
-- no LaTeX leaked into the prose (``$x \cdot y$`` that MyST did not parse as math, e.g.
-  because a line inside it starts with ``+ `` and became a list item);
-- every image in a cell output points to a file that exists;
-- the sidebar lists every page of ``_toc.yml``, and no other page was built (README.md and
-  CONTRIBUTING.md stay out: ``only_build_toc_files``);
+- it asks the network for nothing (the first such request fails the page, named);
+- no console errors (failed scripts, missing files);
+- the page title contains the H1; the sidebar lists every page; no stray pages were built;
+- every formula is typeset: each ``.math`` element holds a MathJax container, and no raw
+  ``\\(``, ``\\[`` or TeX command is left in the text (math included, not stripped);
+- no error, traceback or stderr output is shown;
+- every figure is present and loaded (``naturalWidth > 0``) and has alt text that says what
+  it shows (not empty, not its file name); a notebook with PNGs shows them on the page;
+- axe-core (scripts/vendor/axe-core) finds no serious or critical accessibility violation;
 
-and for every notebook chapter also:
-
-- at least one figure, when the committed notebook has ``image/png`` outputs;
-- an "open in Colab" link ending in ``chapters/<name>.ipynb`` and a download link to the
-  ``.ipynb`` (the ways to run a chapter described in intro.md).
+and for notebook chapters the Colab link and the download link. Then it does what a reader
+does (scripts/reader_actions.py): opens a solution, searches, opens the launch menu,
+downloads a notebook, and switches to dark mode, saving a screenshot in each mode.
 
 It prints one line per page and exits 1 with the list of failures.
 """
@@ -26,133 +25,63 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+import time
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
 
-import nbformat
 import yaml
 from bs4 import BeautifulSoup
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+import headless
+import reader_actions
+from book_pages import (REPO_ROOT, Page, book_pages, heading_title, notebook_png_count,
+                        source_of, stray_pages, toc_docnames)
 
-CHROMIUM = "chromium"
-CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--enable-logging=stderr", "--v=0",
-)
-# Long enough for the theme's scripts to run; virtual time, so it costs little real time.
-VIRTUAL_TIME_BUDGET_MS = 5000
-PAGE_TIMEOUT_S = 120
+__all__ = ["BeautifulSoup", "leaked_latex", "source_of", "toc_docnames", "main"]
 
-CONSOLE_ERROR = re.compile(r'CONSOLE.*"(Uncaught [^"]*)"')
-# sphinx-thebe 0.3.1 under Sphinx 7.4 writes its inline config script twice, so the second
-# `const` declaration throws. It only affects live code cells (thebe), which the book does
-# not use; every other script error fails the check.
-KNOWN_CONSOLE_ERRORS = (
-    "Uncaught SyntaxError: Identifier 'THEBE_JS_URL' has already been declared",
-)
-
-
-@dataclass
-class Page:
-    """One page of the book: its docname in _toc.yml and the source it is built from."""
-
-    docname: str
-    source: Path
-
-    @property
-    def is_notebook(self) -> bool:
-        return self.source.suffix == ".ipynb"
-
-    @property
-    def html_name(self) -> str:
-        return self.docname + ".html"
-
-
-def toc_docnames(root: Path = REPO_ROOT) -> list[str]:
-    """Every docname of ``_toc.yml`` in reading order, the root page first."""
-    toc = yaml.safe_load((Path(root) / "_toc.yml").read_text(encoding="utf-8"))
-    names = [toc["root"]]
-
-    def walk(entries: list[dict]) -> None:
-        for entry in entries:
-            if "file" in entry:
-                names.append(entry["file"])
-            for key in ("parts", "chapters", "sections"):
-                walk(entry.get(key, []))
-
-    walk([toc])
-    return [re.sub(r"\.(md|ipynb)$", "", name) for name in names]
-
-
-def source_of(docname: str, root: Path = REPO_ROOT) -> Path | None:
-    """The ``.ipynb`` or ``.md`` file a docname is built from, or ``None`` if missing."""
-    for suffix in (".ipynb", ".md"):
-        path = Path(root) / (docname + suffix)
-        if path.exists():
-            return path
-    return None
-
-
-def heading_title(source: Path) -> str:
-    """The page's H1 as plain text (the first ``# `` line, markdown marks removed)."""
-    if source.suffix == ".ipynb":
-        nb = nbformat.read(source, as_version=4)
-        text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    else:
-        text = source.read_text(encoding="utf-8")
-    match = re.search(r"^# (.+)$", text, flags=re.MULTILINE)
-    if match is None:
-        raise ValueError(f"{source}: no '# Title' line")
-    title = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", match.group(1))
-    return re.sub(r"[`*]", "", title).strip()
-
-
-def notebook_has_png(source: Path) -> bool:
-    """Whether the committed notebook shows at least one PNG figure."""
-    nb = nbformat.read(source, as_version=4)
-    return any("image/png" in out.get("data", {})
-               for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs)
-
-
-def render(html_path: Path) -> tuple[str, list[str]]:
-    """The DOM of ``html_path`` after Chromium ran its scripts, and the script errors."""
-    with tempfile.TemporaryDirectory(prefix="convbook-chromium-") as profile:
-        result = subprocess.run(
-            [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-             f"--virtual-time-budget={VIRTUAL_TIME_BUDGET_MS}", "--dump-dom",
-             html_path.resolve().as_uri()],
-            capture_output=True, text=True, timeout=PAGE_TIMEOUT_S,
-        )
-    if result.returncode != 0 or "<html" not in result.stdout:
-        raise RuntimeError(f"chromium failed on {html_path} (exit {result.returncode}):\n"
-                           f"{result.stderr[-2000:]}")
-    errors = [m.group(1) for m in CONSOLE_ERROR.finditer(result.stderr)
-              if m.group(1) not in KNOWN_CONSOLE_ERRORS]
-    return result.stdout, errors
-
-
-LATEX_COMMAND = re.compile(r"\\[A-Za-z]{2,}")
+AXE_JS = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
+# preload: false keeps axe from fetching stylesheets with XHR, which file:// pages forbid.
+RUN_AXE = """
+const done = arguments[arguments.length - 1];
+axe.run(document, {resultTypes: ["violations"], preload: false}).then(
+  (r) => done(r.violations.filter((v) => ["serious", "critical"].includes(v.impact)).map(
+    (v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.length}x, e.g. ${v.nodes[0].target})`)),
+  (e) => done([`axe failed: ${e}`]));
+"""
+LATEX = re.compile(r"\\[A-Za-z]{2,}|\\[(\[]|\$\$")
+GENERIC_ALT = re.compile(r"^(image|figure|fig|png|plot|output|graph|chart)?\s*\d*$", re.I)
 
 
 def leaked_latex(soup: BeautifulSoup) -> list[str]:
-    """One snippet per paragraph whose prose still has a LaTeX command outside math and code."""
+    """One snippet per text block of the rendered page that still shows TeX source.
+
+    Code and cell outputs are skipped; math is not: once MathJax has typeset a formula its
+    element holds glyphs, so any ``\\(`` or ``\\times`` left there was never typeset.
+    """
     main = BeautifulSoup(str(soup.select_one("main") or soup), "html.parser")
-    for element in main.select("pre, code, script, style, .math, .cell_output, mjx-container"):
+    for element in main.select("pre, code, script, style, .cell_output"):
         element.decompose()
     snippets = []
-    for block in main.select("p, li, td, th, dt, h1, h2, h3, h4, h5, h6"):
-        if block.find("p"):
+    for block in main.select("p, li, td, th, dt, dd, h1, h2, h3, h4, h5, h6, div.math"):
+        if block.find(["p", "li"]):
             continue
         text = " ".join(block.get_text(" ").split())
-        if match := LATEX_COMMAND.search(text):
+        if match := LATEX.search(text):
             snippets.append(text[max(match.start() - 40, 0):match.end() + 40])
     return snippets
+
+
+def math_problems(soup: BeautifulSoup, mathjax_state: str) -> list[str]:
+    """Formulas MathJax did not typeset, and TeX left as text."""
+    formulas = soup.select("main .math")
+    problems = [] if not formulas or mathjax_state == "ok" else [f"MathJax: {mathjax_state}"]
+    untyped = [f for f in formulas if f.find("mjx-container") is None]
+    if untyped:
+        problems.append(f"{len(untyped)} of {len(formulas)} formulas not typeset, e.g. "
+                        f"{untyped[0].get_text()[:60]!r}")
+    return problems + [f"TeX shown as text: {s!r}" for s in leaked_latex(soup)]
 
 
 def _local_target(page_url: str, href: str) -> Path | None:
@@ -161,42 +90,40 @@ def _local_target(page_url: str, href: str) -> Path | None:
     return Path(unquote(url.path)) if url.scheme == "file" else None
 
 
-def check_page(page: Page, dom: str, html_dir: Path, docnames: list[str],
-               colab_url: str) -> tuple[list[str], str]:
-    """Problems found in one rendered page, and a short description of what was seen."""
-    soup = BeautifulSoup(dom, "html.parser")
-    page_url = (html_dir / page.html_name).resolve().as_uri()
-    title = heading_title(page.source)
-    shown = soup.title.get_text(" ", strip=True) if soup.title else ""
-    problems = [] if title in shown else [f"page title {shown!r} does not contain the H1 {title!r}"]
-    problems += _output_problems(soup, page_url)
-    problems += [f"LaTeX shown as text, not math: {s!r}" for s in leaked_latex(soup)]
-    problems += _sidebar_problems(soup, page, html_dir, page_url, docnames)
-
-    n_images = len(soup.select(".cell_output img"))
-    seen = f"title={title!r} figures={n_images}"
-    if page.is_notebook:
-        problems += _check_notebook_page(page, soup, page_url, n_images, colab_url)
-        seen += " (notebook: Colab and download links checked)"
-    return problems, seen
-
-
-def _output_problems(soup: BeautifulSoup, page_url: str) -> list[str]:
-    """Errors or stderr shown in cell outputs, and output images missing from the build."""
+def output_problems(soup: BeautifulSoup) -> list[str]:
+    """Errors, tracebacks or stderr shown in cell outputs."""
     problems = []
     for output in soup.select(".cell_output .traceback, .cell_output .stderr, .cell_output .error"):
         kind = "stderr" if "stderr" in output.get("class", []) else "error/traceback"
         text = (output.select_one("pre") or output).get_text(" ", strip=True)
         problems.append(f"{kind} output shown: {text[:120]!r}")
-    for img in soup.select(".cell_output img"):
-        target = _local_target(page_url, img.get("src", ""))
-        if target is not None and not target.is_file():
-            problems.append(f"figure {img.get('src')!r} is missing from the build")
     return problems
 
 
-def _sidebar_problems(soup: BeautifulSoup, page: Page, html_dir: Path, page_url: str,
-                      docnames: list[str]) -> list[str]:
+FIGURES_JS = """
+return Array.from(document.querySelectorAll("main img")).map((img) => ({
+  src: img.getAttribute("src"), alt: img.getAttribute("alt"), loaded: img.complete,
+  width: img.naturalWidth, output: img.closest(".cell_output") !== null}));
+"""
+
+
+def figure_problems(figures: list[dict]) -> list[str]:
+    """Figures that did not load, or whose alt text is missing or says nothing."""
+    problems = []
+    for fig in figures:
+        name = fig["src"] or "?"
+        if not fig["loaded"] or fig["width"] == 0:
+            problems.append(f"figure {name!r} did not load (naturalWidth 0)")
+        alt = (fig["alt"] or "").strip()
+        if not alt or GENERIC_ALT.match(alt) or Path(alt).name == Path(name).name:
+            problems.append(f"figure {Path(name).name!r} has no alt text saying what it shows "
+                            f"(alt={alt!r}); re-run the chapter with `make execute` "
+                            "(figures take it from their titles) or set mystnb image alt")
+    return problems
+
+
+def sidebar_problems(soup: BeautifulSoup, page: Page, html_dir: Path, page_url: str,
+                     docnames: list[str]) -> list[str]:
     """Pages of ``_toc.yml`` that the sidebar does not link to."""
     nav = soup.select_one("nav.bd-docs-nav")
     if nav is None:
@@ -211,16 +138,16 @@ def _sidebar_problems(soup: BeautifulSoup, page: Page, html_dir: Path, page_url:
     return [f"sidebar does not list: {', '.join(missing)}"] if missing else []
 
 
-def _check_notebook_page(page: Page, soup: BeautifulSoup, page_url: str, n_images: int,
-                         colab_url: str) -> list[str]:
-    """A figure when the notebook has PNGs; the Colab link and a working download link."""
+def notebook_problems(page: Page, soup: BeautifulSoup, page_url: str, n_figures: int,
+                      colab_url: str) -> list[str]:
+    """The notebook's figures all on the page; the Colab link and a working download link."""
     problems = []
-    if n_images == 0 and notebook_has_png(page.source):
-        problems.append("the notebook has PNG figures but the page shows none")
+    if n_figures < (expected := notebook_png_count(page.source)):
+        problems.append(f"the notebook has {expected} PNG figures but the page shows {n_figures}")
     ipynb = page.docname + ".ipynb"
     hrefs = [a["href"] for a in soup.select("a[href]")]
     if not any(h.startswith(colab_url) and h.endswith(ipynb) for h in hrefs):
-        problems.append(f"no Colab link ({colab_url}/…/{ipynb})")
+        problems.append(f"no Colab link ({colab_url}…/{ipynb})")
     downloads = [h for h in hrefs if h.endswith(Path(ipynb).name) and not h.startswith("http")]
     if not downloads:
         problems.append(f"no download link for {Path(ipynb).name}")
@@ -231,24 +158,41 @@ def _check_notebook_page(page: Page, soup: BeautifulSoup, page_url: str, n_image
     return problems
 
 
-def book_pages(root: Path = REPO_ROOT) -> tuple[list[Page], list[str]]:
-    """The pages of ``_toc.yml`` whose sources exist, and the docnames that have none."""
-    pages, missing = [], []
-    for docname in toc_docnames(root):
-        source = source_of(docname, root)
-        if source is None:
-            missing.append(docname)
-        else:
-            pages.append(Page(docname, source))
-    return pages, missing
+def check_page(driver, page: Page, html_dir: Path, docnames: list[str],
+               colab_url: str) -> tuple[list[str], str]:
+    """Open one page offline; the problems found and a short description of what was seen."""
+    page_url = (html_dir / page.html_name).resolve().as_uri()
+    mathjax_state = headless.load(driver, page_url)
+    problems = [f"asked the network for {url}" for url in headless.outside_requests(driver)[:1]]
+    problems += [f"console error: {e}" for e in headless.console_errors(driver)]
+    soup = BeautifulSoup(driver.page_source, "html.parser")
+    title = heading_title(page.source)
+    if title not in driver.title:
+        problems.append(f"page title {driver.title!r} does not contain the H1 {title!r}")
+    problems += math_problems(soup, mathjax_state)
+    problems += output_problems(soup)
+    figures = driver.execute_script(FIGURES_JS)
+    problems += figure_problems(figures)
+    problems += sidebar_problems(soup, page, html_dir, page_url, docnames)
+    n_figures = sum(f["output"] for f in figures)
+    if page.is_notebook:
+        problems += notebook_problems(page, soup, page_url, n_figures, colab_url)
+    problems += axe_violations(driver)
+    n_math = len(soup.select("main .math"))
+    return problems, f"title={title!r} formulas={n_math} figures={n_figures}"
 
 
-def stray_pages(html_dir: Path, docnames: list[str]) -> list[str]:
-    """Built pages that are not in ``_toc.yml`` (Sphinx's own index and search aside)."""
-    expected = {f"{d}.html" for d in docnames} | {"index.html", "genindex.html", "search.html"}
-    built = {p.relative_to(html_dir).as_posix() for p in html_dir.rglob("*.html")
-             if not p.relative_to(html_dir).parts[0].startswith("_")}
-    return sorted(built - expected)
+def axe_violations(driver) -> list[str]:
+    """Serious and critical accessibility violations axe-core finds on the open page."""
+    driver.execute_script(AXE_JS.read_text(encoding="utf-8"))
+    return [f"axe: {v}" for v in driver.execute_async_script(RUN_AXE)]
+
+
+def colab_prefix(root: Path) -> str:
+    """The start of every chapter's Colab URL, from ``_config.yml``."""
+    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    repo = urlparse(config["repository"]["url"]).path.strip("/")
+    return f"{config['launch_buttons']['colab_url'].rstrip('/')}/github/{repo}/"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,33 +200,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("html_dir", type=Path, help="the built book, e.g. _build/html")
     parser.add_argument("--root", type=Path, default=REPO_ROOT,
                         help="book root holding _toc.yml and _config.yml (default: this repo)")
+    parser.add_argument("--screenshots", type=Path, default=Path("_build/browser"),
+                        help="where the light and dark screenshots go (default: _build/browser)")
     args = parser.parse_args(argv)
     if not (args.html_dir / "index.html").is_file():
         parser.error(f"{args.html_dir} has no index.html; build the book first (make book)")
 
-    config = yaml.safe_load((args.root / "_config.yml").read_text(encoding="utf-8"))
-    repo = urlparse(config["repository"]["url"]).path.strip("/")
-    colab_url = f"{config['launch_buttons']['colab_url'].rstrip('/')}/github/{repo}/"
+    started = time.monotonic()
+    colab_url = colab_prefix(args.root)
     docnames = toc_docnames(args.root)
     pages, missing = book_pages(args.root)
     failures = [f"{d}: in _toc.yml but no {d}.md or {d}.ipynb" for d in missing]
     failures += [f"{p}: built although not in _toc.yml" for p in stray_pages(args.html_dir, docnames)]
-
-    for page in pages:
-        html_path = args.html_dir / page.html_name
-        if not html_path.is_file():
-            failures.append(f"{page.docname}: {html_path} was not built")
-            continue
-        dom, script_errors = render(html_path)
-        problems, seen = check_page(page, dom, args.html_dir, docnames, colab_url)
-        problems += [f"script error: {e}" for e in script_errors]
-        print(f"{'ok  ' if not problems else 'FAIL'} {page.html_name}: {seen}")
-        failures += [f"{page.docname}: {p}" for p in problems]
+    with tempfile.TemporaryDirectory(prefix="convbook-downloads-") as downloads:
+        driver = headless.open_browser(Path(downloads))
+        try:
+            for page in pages:
+                if not (args.html_dir / page.html_name).is_file():
+                    failures.append(f"{page.docname}: {page.html_name} was not built")
+                    continue
+                problems, seen = check_page(driver, page, args.html_dir, docnames, colab_url)
+                print(f"{'ok  ' if not problems else 'FAIL'} {page.html_name}: {seen}", flush=True)
+                failures += [f"{page.docname}: {p}" for p in problems]
+            failures += reader_actions.run_all(driver, args.html_dir, pages, colab_url,
+                                               Path(downloads), args.screenshots, axe_violations)
+        finally:
+            driver.quit()
 
     if failures:
         print(f"\n{len(failures)} problem(s):", *failures, sep="\n  ", file=sys.stderr)
         return 1
-    print(f"all {len(pages)} pages ok")
+    print(f"all {len(pages)} pages ok, reader actions ok ({time.monotonic() - started:.0f} s)")
     return 0
 
 

@@ -4,36 +4,20 @@ Usage: ``python scripts/screenshots.py _build/html screenshots`` (``make screens
 
 The browser check (scripts/browser_check.py) finds what can be tested; figure sizes, raw
 logs or a giant tensor printed on a page need eyes. This writes ``<out>/<page>.png`` for
-every page in ``_toc.yml``, rendered by headless Chromium in a 1280×1600 window (the top
-of the page as a reader first sees it on a laptop); ``--height 12000`` captures more of a
-long page.
+every page in ``_toc.yml``, rendered offline by the same headless Chromium
+(scripts/headless.py) in a 1280-pixel-wide window, ``--height`` pixels tall (the top of the
+page as a reader first sees it on a laptop; ``--height 12000`` captures more of a long page).
 """
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from browser_check import CHROMIUM, CHROMIUM_FLAGS, REPO_ROOT, VIRTUAL_TIME_BUDGET_MS, toc_docnames
+import headless
+from book_pages import REPO_ROOT, toc_docnames
 
-WIDTH, HEIGHT = 1280, 1600
-
-
-def screenshot(html_path: Path, png_path: Path, height: int = HEIGHT) -> None:
-    """Render ``html_path`` in headless Chromium and save the window as ``png_path``."""
-    with tempfile.TemporaryDirectory(prefix="convbook-chromium-") as profile:
-        result = subprocess.run(
-            [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-             f"--virtual-time-budget={VIRTUAL_TIME_BUDGET_MS}", "--hide-scrollbars",
-             f"--window-size={WIDTH},{height}", f"--screenshot={png_path.resolve()}",
-             html_path.resolve().as_uri()],
-            capture_output=True, text=True, timeout=120,
-        )
-    if result.returncode != 0 or not png_path.is_file():
-        raise RuntimeError(f"chromium could not screenshot {html_path} "
-                           f"(exit {result.returncode}):\n{result.stderr[-2000:]}")
+HEIGHT = 1600
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,14 +32,20 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
     missing = []
-    for docname in toc_docnames(args.root):
-        html_path = args.html_dir / f"{docname}.html"
-        if not html_path.is_file():
-            missing.append(str(html_path))
-            continue
-        png_path = args.out_dir / f"{docname.replace('/', '__')}.png"
-        screenshot(html_path, png_path, args.height)
-        print(f"{png_path}")
+    driver = headless.open_browser()
+    try:
+        driver.set_window_size(headless.WINDOW[0], args.height)
+        for docname in toc_docnames(args.root):
+            html_path = args.html_dir / f"{docname}.html"
+            if not html_path.is_file():
+                missing.append(str(html_path))
+                continue
+            png_path = args.out_dir / f"{docname.replace('/', '__')}.png"
+            headless.load(driver, html_path.resolve().as_uri())
+            driver.save_screenshot(str(png_path))
+            print(png_path)
+    finally:
+        driver.quit()
     if missing:
         print("not built, no screenshot:", *missing, sep="\n  ", file=sys.stderr)
         return 1

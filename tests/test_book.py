@@ -112,7 +112,7 @@ def test_toc_docnames_walks_parts_in_reading_order(tmp_path):
 
 
 def test_browser_check_flags_latex_left_in_prose_only():
-    html = ("<main><p>Math <span class='math'>\\(k \\times k\\)</span> and "
+    html = ("<main><p>Math <span class='math'><mjx-container>k × k</mjx-container></span> and "
             "<code>\\newline</code> are fine.</p><ul><li>$a \\cdot b$ leaked</li></ul>"
             "<div class='cell_output'><pre>\\alpha</pre></div></main>")
     leaked = browser_check.leaked_latex(browser_check.BeautifulSoup(html, "html.parser"))

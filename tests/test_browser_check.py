@@ -1,0 +1,69 @@
+"""The browser check's judgements on rendered markup, without starting a browser.
+
+scripts/browser_check.py decides from the DOM Chromium rendered; these tests feed it small
+pieces of such DOM and check what it reports.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from bs4 import BeautifulSoup
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import browser_check  # noqa: E402
+
+TYPESET = "<span class='math'><mjx-container class='MathJax'>k × k</mjx-container></span>"
+
+
+def _soup(html: str) -> BeautifulSoup:
+    return BeautifulSoup(f"<main>{html}</main>", "html.parser")
+
+
+def test_typeset_math_passes():
+    assert browser_check.math_problems(_soup(f"<p>Size {TYPESET}.</p>"), "ok") == []
+
+
+def test_untypeset_math_is_reported_with_its_tex_and_not_hidden_by_stripping_math():
+    problems = browser_check.math_problems(
+        _soup("<p>Size <span class='math'>\\(k \\times k\\)</span>.</p>"), "ok")
+    assert problems[0].startswith("1 of 1 formulas not typeset")
+    assert any("TeX shown as text" in p and "\\times" in p for p in problems)
+
+
+def test_display_math_left_raw_is_reported():
+    problems = browser_check.math_problems(
+        _soup("<div class='math'>\\[Y = X \\star K\\]</div>"), "ok")
+    assert any("TeX shown as text" in p for p in problems)
+
+
+def test_mathjax_failure_is_reported_only_on_pages_with_math():
+    assert browser_check.math_problems(_soup("<p>No math.</p>"), "no MathJax") == []
+    assert "MathJax: no MathJax" in browser_check.math_problems(_soup(f"<p>{TYPESET}</p>"),
+                                                                "no MathJax")
+
+
+def test_code_and_outputs_may_show_backslashes():
+    html = "<p><code>\\newline</code></p><div class='cell_output'><pre>\\alpha</pre></div>"
+    assert browser_check.math_problems(_soup(html), "ok") == []
+
+
+def _figure(alt, width=640, src="../_images/3f9a0c.png"):
+    return {"src": src, "alt": alt, "loaded": True, "width": width, "output": True}
+
+
+def test_a_figure_with_a_description_passes():
+    assert browser_check.figure_problems([_figure("Training loss against epoch")]) == []
+
+
+def test_missing_generic_or_file_name_alt_text_is_reported():
+    for alt in (None, "", "image", "Figure 2", "../_images/3f9a0c.png"):
+        problems = browser_check.figure_problems([_figure(alt)])
+        assert len(problems) == 1 and "no alt text" in problems[0], alt
+
+
+def test_a_figure_that_did_not_load_is_reported():
+    problems = browser_check.figure_problems([_figure("Kernels", width=0)])
+    assert problems == ["figure '../_images/3f9a0c.png' did not load (naturalWidth 0)"]
