@@ -170,15 +170,21 @@ def dark_mode(driver, html_dir: Path, page: Page, out_dir: Path, axe) -> list[st
 
 def run_all(driver, html_dir: Path, pages: list[Page], colab_url: str, download_dir: Path,
             screenshot_dir: Path, axe) -> list[str]:
-    """Every reader action, on the first notebook chapter with figures."""
+    """Every reader action, on the first notebook chapter with figures; console errors count."""
     chapters = [p for p in pages if p.is_notebook and notebook_png_count(p.source)]
     if not chapters:
         return ["reader actions: no notebook chapter with figures"]
     chapter = chapters[0]
-    problems = open_solution(driver, html_dir, pages)
-    problems += search_finds(driver, html_dir, pages)
-    problems += launch_menu(driver, html_dir, chapter, colab_url)
-    problems += download_notebook(driver, html_dir, chapter, download_dir)
-    problems += dark_mode(driver, html_dir, chapter, screenshot_dir, axe)
-    headless.console_errors(driver)
-    return [f"reader actions: {p}" for p in problems]
+    actions = {
+        "open a solution": lambda: open_solution(driver, html_dir, pages),
+        "search": lambda: search_finds(driver, html_dir, pages),
+        "launch menu": lambda: launch_menu(driver, html_dir, chapter, colab_url),
+        "download": lambda: download_notebook(driver, html_dir, chapter, download_dir),
+        "dark mode": lambda: dark_mode(driver, html_dir, chapter, screenshot_dir, axe),
+    }
+    problems = []
+    for name, action in actions.items():
+        found = action() + [f"console error: {e}" for e in headless.console_errors(driver)]
+        found += [f"asked the network for {u}" for u in headless.outside_requests(driver)[:1]]
+        problems += [f"reader actions, {name}: {p}" for p in found]
+    return problems
