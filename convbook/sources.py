@@ -28,10 +28,9 @@ import hashlib
 import http.client
 import math
 import os
-import shutil
 import struct
 import tarfile
-import tempfile
+import time
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -40,9 +39,12 @@ from typing import BinaryIO, Callable
 
 from torchvision import datasets
 
+from ._atomic import atomic_write, remove_stale
+
 __all__ = [
     "DatasetNotFoundError",
     "CorruptDatasetError",
+    "CacheError",
     "DEBIAN_FASHION_MNIST",
     "MIRRORS",
     "cache_dir",
@@ -57,6 +59,19 @@ class DatasetNotFoundError(FileNotFoundError):
 
 class CorruptDatasetError(ValueError):
     """A dataset file exists but is truncated, corrupt or not the file it claims to be."""
+
+
+class CacheError(OSError):
+    """The cache folder cannot be written: read-only, full, or not a folder."""
+
+
+def _cache_error(path: Path, err: OSError) -> CacheError:
+    reason = err.strerror or str(err) or type(err).__name__
+    return CacheError(
+        err.errno,
+        f"cannot write {path} in the convbook cache {cache_dir()}: {reason}. Free space "
+        "there, or choose another folder with CONVBOOK_CACHE=/path/to/writable/folder",
+    )
 
 
 #: Where ``apt-get install dataset-fashion-mnist`` puts the four Fashion-MNIST files.
@@ -108,6 +123,13 @@ _CIFAR_MD5 = dict(
 
 _CHUNK = 1 << 20
 
+#: Each file gets this long from a mirror, all reads together; then the next mirror is tried.
+DOWNLOAD_DEADLINE_S = 20 * 60.0
+#: How long one read may wait for the first byte (``urlopen``'s per-read timeout).
+READ_TIMEOUT_S = 30.0
+#: Downloads at least this large print their progress as one updating line.
+PROGRESS_MIN_BYTES = 10 << 20
+
 
 @dataclass(frozen=True)
 class _Spec:
@@ -135,8 +157,21 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "convbook"
 
 
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"", "0", "false", "no", "off", "n", "f"}
+
+
 def _offline() -> bool:
-    return os.environ.get("CONVBOOK_OFFLINE", "").strip().lower() in {"1", "true", "yes"}
+    """``$CONVBOOK_OFFLINE`` as a boolean; a spelling that is neither is an error."""
+    value = os.environ.get("CONVBOOK_OFFLINE", "")
+    if value.strip().lower() in _TRUE:
+        return True
+    if value.strip().lower() in _FALSE:
+        return False
+    raise ValueError(
+        f"CONVBOOK_OFFLINE={value!r} is not a yes/no value; use 1/0, true/false, yes/no "
+        "or on/off (or leave it unset to allow downloads)"
+    )
 
 
 def _spec(name: str) -> _Spec:
@@ -185,6 +220,10 @@ def _check_idx_bytes(data: bytes, origin: Path, file: str) -> None:
             f"{origin}: idx header says magic {got_magic:#x} shape {got_shape}, "
             f"expected magic {magic:#x} shape {shape} for {file}"
         )
+    if len(data) > expected_len:
+        raise CorruptDatasetError(
+            f"{origin}: inflates to more than {expected_len} bytes, the size of {file}"
+        )
     if len(data) != expected_len:
         raise CorruptDatasetError(
             f"{origin}: {len(data)} bytes, expected {expected_len} for {file} (truncated?)"
@@ -195,25 +234,32 @@ def _check_idx_bytes(data: bytes, origin: Path, file: str) -> None:
 
 
 def _atomic_write(dest: Path, write: Callable[[BinaryIO], object]) -> Path:
-    """Call ``write(file)`` on a temporary file beside ``dest``, then rename it into place."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    """Call ``write(file)`` on a temporary file beside ``dest``, then rename it into place.
+
+    ``write`` must not let the ``OSError`` of a *source* escape (wrap it): any ``OSError``
+    here is the cache's, and becomes a :class:`CacheError` naming it.
+    """
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        return atomic_write(dest, write, suffix=".part")
+    except OSError as err:
+        raise _cache_error(dest, err) from err
+
+
+def _remove_stale_parts(cache: Path) -> None:
+    """Delete the ``.part`` files of killed runs from the cache and its dataset folders."""
+    for folder in (cache, *(cache / spec.folder for spec in _SPECS.values())):
+        remove_stale(folder, ".*.part")
 
 
 def _gunzip_verified(src: Path, dest: Path, name: str) -> None:
     """Decompress ``src`` to ``dest`` after checking its content, never half-written."""
     file = dest.name
+    magic, shape = _IDX_HEADER[file]
+    limit = 4 + 4 * len(shape) + math.prod(shape) + 1  # one byte more shows "too long"
     try:
         with gzip.open(src, "rb") as f:
-            data = f.read()
+            data = f.read(limit)
     except (OSError, EOFError, zlib.error) as err:
         raise CorruptDatasetError(f"{src}: not a valid gzip file ({err})") from err
     _check_idx_bytes(data, src, file)
@@ -227,9 +273,11 @@ def _gunzip_verified(src: Path, dest: Path, name: str) -> None:
 
 
 def _extract_cifar(archive: Path, dest_root: Path) -> None:
-    """Copy the CIFAR-10 batch files out of ``archive`` into ``dest_root``, verified."""
+    """Copy the CIFAR-10 batch files out of ``archive`` into ``dest_root``, verified.
+
+    Errors reading the archive blame the archive; errors writing blame the cache.
+    """
     target = dest_root / _CIFAR_DIR
-    target.mkdir(parents=True, exist_ok=True)
     found = set()
     try:
         with tarfile.open(archive, "r:*") as tar:
@@ -238,8 +286,10 @@ def _extract_cifar(archive: Path, dest_root: Path) -> None:
                 if not member.isfile() or base not in _CIFAR_MD5:
                     continue
                 source = tar.extractfile(member)
-                _atomic_write(target / base, lambda f: shutil.copyfileobj(source, f, _CHUNK))
+                _atomic_write(target / base, lambda f: _copy_from_archive(source, f))
                 found.add(base)
+    except CacheError:
+        raise
     except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
         raise CorruptDatasetError(f"{archive}: not a valid tar archive ({err})") from err
     missing = sorted(set(_CIFAR_MD5) - found)
@@ -250,6 +300,18 @@ def _extract_cifar(archive: Path, dest_root: Path) -> None:
             _check_md5(target / base, md5)
         except CorruptDatasetError as err:
             raise CorruptDatasetError(f"{archive} holds a corrupt file: {err}") from err
+
+
+def _copy_from_archive(source: BinaryIO, out: BinaryIO) -> None:
+    """Copy ``source`` to ``out``; read errors are the archive's, so they are not OSErrors."""
+    while True:
+        try:
+            chunk = source.read(_CHUNK)
+        except (OSError, EOFError, zlib.error) as err:
+            raise tarfile.ReadError(str(err)) from err
+        if not chunk:
+            return
+        out.write(chunk)
 
 
 # ------------------------------------------------------------------- finding the files
@@ -329,6 +391,7 @@ def locate(name: str, root: str | Path | None = None, download: bool | None = No
     """
     spec = _spec(name)
     cache = cache_dir()
+    _remove_stale_parts(cache)
     looked = []
     for label, folder in _sources(name, root):
         if _ready(name, folder):
@@ -385,8 +448,12 @@ def download(url_list: list[str], dest: str | Path, md5: str) -> Path:
     """Fetch ``dest`` from the first URL in ``url_list`` that serves bytes with ``md5``.
 
     Each try streams into a temporary file beside ``dest``; only a verified file is
-    renamed to ``dest``. A failed try leaves nothing behind. When every URL fails,
-    :class:`DatasetNotFoundError` lists each URL and why it failed.
+    renamed to ``dest``. A failed try leaves nothing behind. A mirror that is slower than
+    :data:`DOWNLOAD_DEADLINE_S` for the whole file is given up for the next one. Files of
+    :data:`PROGRESS_MIN_BYTES` or more show their progress as one line on stdout, updated
+    with a carriage return (which terminals, Jupyter and Colab all render in place).
+    When every URL fails, :class:`DatasetNotFoundError` lists each URL and why it failed;
+    a cache that cannot be written raises :class:`CacheError` at once.
     """
     dest = Path(dest)
     if not url_list:
@@ -396,22 +463,71 @@ def download(url_list: list[str], dest: str | Path, md5: str) -> Path:
     failures = []
     for url in url_list:
         try:
-            _atomic_write(dest, lambda f: _fetch_verified(url, f, md5))
+            _atomic_write(dest, lambda f: _fetch_verified(url, f, md5, dest.name))
             print(f"Downloaded {dest.name} from {url}")
             return dest
-        except (OSError, ValueError, http.client.HTTPException) as err:
+        except _MirrorError as err:
             failures.append(f"  - {url}: {err}")
     raise DatasetNotFoundError(
         f"could not download {dest.name}; every mirror failed:\n" + "\n".join(failures)
     )
 
 
-def _fetch_verified(url: str, out: BinaryIO, md5: str) -> None:
+class _MirrorError(Exception):
+    """One mirror failed (network error, deadline, wrong MD5): try the next one."""
+
+
+class _Progress:
+    """``Downloading name: 12.3 / 170.5 MB (7 %)`` on one line, redrawn once per percent."""
+
+    def __init__(self, name: str, total: int | None) -> None:
+        self.name, self.total, self.done = name, total, 0
+        self.shown = -1
+        self.active = total is not None and total >= PROGRESS_MIN_BYTES
+
+    def add(self, n: int) -> None:
+        self.done += n
+        percent = min(100, 100 * self.done // self.total) if self.active else -1
+        if percent > self.shown:
+            self.shown = percent
+            print(f"\rDownloading {self.name}: {self.done / 1e6:.2f} / "
+                  f"{self.total / 1e6:.2f} MB ({percent} %)", end="", flush=True)
+
+    def close(self) -> None:
+        if self.shown >= 0:
+            print(flush=True)
+
+
+def _fetch_verified(url: str, out: BinaryIO, md5: str, name: str) -> None:
+    """Stream ``url`` into ``out`` within the deadline; source errors become _MirrorError."""
     digest = hashlib.md5()
+    deadline = time.monotonic() + DOWNLOAD_DEADLINE_S
     request = urllib.request.Request(url, headers={"User-Agent": "convbook"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        for chunk in iter(lambda: response.read(_CHUNK), b""):
-            digest.update(chunk)
-            out.write(chunk)
+    try:
+        response = urllib.request.urlopen(request, timeout=READ_TIMEOUT_S)
+    except (OSError, ValueError, http.client.HTTPException) as err:
+        raise _MirrorError(str(err)) from err
+    with response:
+        length = response.headers.get("Content-Length")
+        progress = _Progress(name, int(length) if length and length.isdigit() else None)
+        read = getattr(response, "read1", response.read)  # returns what has arrived
+        try:
+            while True:
+                if time.monotonic() > deadline:
+                    raise _MirrorError(
+                        f"gave up after the deadline of {DOWNLOAD_DEADLINE_S:g} s with "
+                        f"{progress.done:,} bytes received (convbook.sources.DOWNLOAD_DEADLINE_S)"
+                    )
+                try:
+                    chunk = read(_CHUNK)
+                except (OSError, http.client.HTTPException) as err:
+                    raise _MirrorError(str(err)) from err
+                if not chunk:
+                    break
+                digest.update(chunk)
+                out.write(chunk)
+                progress.add(len(chunk))
+        finally:
+            progress.close()
     if digest.hexdigest() != md5:
-        raise ValueError(f"MD5 {digest.hexdigest()} does not match the expected {md5}")
+        raise _MirrorError(f"MD5 {digest.hexdigest()} does not match the expected {md5}")

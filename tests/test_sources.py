@@ -242,3 +242,178 @@ def test_locate_reports_the_failed_download_and_where_it_looked(nowhere, monkeyp
     assert gone + "train-images-idx3-ubyte.gz" in message
     assert str(nowhere / "no-debian") in message
     assert not list((nowhere / "cache").rglob("*.gz"))
+
+
+# --------------------------------------------------- hostile caches, mirrors and files
+
+
+@pytest.fixture
+def cifar_source(nowhere, offline_data) -> Path:
+    """$CONVBOOK_DATA holding the real CIFAR-10 archive, the cache empty."""
+    archive = nowhere / "data" / "cifar-10-python.tar.gz"
+    archive.symlink_to(offline_data / "cifar-10-python.tar.gz")
+    return archive
+
+
+@pytest.mark.parametrize("error", [
+    PermissionError(13, "Permission denied"), OSError(28, "No space left on device"),
+], ids=["read-only", "disk-full"])
+def test_cifar_into_an_unwritable_cache_blames_the_cache(cifar_source, nowhere, monkeypatch,
+                                                         error):
+    def refuse(*args, **kwargs):
+        raise error
+
+    import convbook._atomic as atomic
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", refuse)
+    with pytest.raises(sources.CacheError) as caught:
+        sources.locate("cifar10", download=False)
+    message = str(caught.value)
+    assert "not a valid tar" not in message
+    assert str(nowhere / "cache") in message and "CONVBOOK_CACHE" in message
+    assert error.strerror in message
+
+
+def test_a_cache_that_is_not_a_folder_is_named(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    cache.write_text("a file, not a folder")
+    monkeypatch.setenv("CONVBOOK_CACHE", str(cache))
+    monkeypatch.setattr(sources, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
+    src = fashion_source(tmp_path / "src")
+    with pytest.raises(sources.CacheError, match="CONVBOOK_CACHE") as caught:
+        sources.locate("fashion_mnist", root=src, download=False)
+    assert str(cache) in str(caught.value)
+    assert isinstance(caught.value, OSError)
+
+
+def test_a_full_disk_during_download_is_not_a_mirror_failure(mirror, monkeypatch):
+    import convbook._atomic as atomic
+
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "fsync", full)
+    with pytest.raises(sources.CacheError, match="No space left on device.*CONVBOOK_CACHE"):
+        sources.download([mirror["good"], mirror["good"]], mirror["dest"], mirror["md5"])
+
+
+@pytest.mark.parametrize("value, offline", [
+    ("1", True), ("true", True), ("YES", True), ("on", True), ("y", True),
+    ("0", False), ("false", False), ("no", False), ("off", False), ("n", False), ("", False),
+])
+def test_offline_accepts_the_usual_spellings(value, offline, monkeypatch):
+    monkeypatch.setenv("CONVBOOK_OFFLINE", value)
+    assert sources._offline() is offline
+
+
+def test_offline_rejects_other_spellings(monkeypatch):
+    monkeypatch.setenv("CONVBOOK_OFFLINE", "maybe")
+    with pytest.raises(ValueError, match=r"CONVBOOK_OFFLINE='maybe'.*1/0, true/false"):
+        sources._offline()
+
+
+def test_stale_partial_files_of_killed_runs_are_removed(tmp_path, monkeypatch):
+    import fcntl
+    import os
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CONVBOOK_CACHE", str(cache))
+    sources.locate("fashion_mnist", download=False)
+    raw = cache / "FashionMNIST" / "raw"
+    stale = [raw / ".train-images-idx3-ubyte.k1ll3d.part", cache / ".cifar-10-python.tar.gz.x.part"]
+    live = raw / ".t10k-images-idx3-ubyte.w0rk1n.part"
+    for path in (*stale, live):
+        path.write_bytes(b"half a file")
+        os.utime(path, (0, 0))
+    with open(live, "rb") as holder:  # another process still writing this one
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        sources.locate("fashion_mnist", download=False)
+        assert not any(path.exists() for path in stale)
+        assert live.exists()
+
+
+class Trickle(__import__("http.server").server.BaseHTTPRequestHandler):
+    """Promises 1 MB, then sends one byte every 50 ms: each read succeeds, none finishes."""
+
+    def do_GET(self):
+        import time
+
+        self.send_response(200)
+        self.send_header("Content-Length", str(1 << 20))
+        self.end_headers()
+        try:
+            for _ in range(1 << 20):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.05)
+        except OSError:
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def trickling_url():
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/blob.bin"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_trickling_mirror_hits_the_deadline_and_the_next_one_is_tried(
+    mirror, trickling_url, monkeypatch
+):
+    import time
+
+    monkeypatch.setattr(sources, "DOWNLOAD_DEADLINE_S", 1.0)
+    start = time.monotonic()
+    dest = sources.download([trickling_url, mirror["good"]], mirror["dest"], mirror["md5"])
+    assert time.monotonic() - start < 10
+    assert hashlib.md5(dest.read_bytes()).hexdigest() == mirror["md5"]
+    monkeypatch.setattr(sources, "DOWNLOAD_DEADLINE_S", 0.5)
+    with pytest.raises(DatasetNotFoundError, match=r"deadline of 0.5 s"):
+        sources.download([trickling_url], mirror["dest"].with_name("other.bin"), mirror["md5"])
+
+
+def test_large_downloads_show_one_updating_line_on_stdout(mirror, monkeypatch, capsys):
+    monkeypatch.setattr(sources, "PROGRESS_MIN_BYTES", 1000)
+    monkeypatch.setattr(sources, "_CHUNK", 4096)  # the 32 KiB file arrives in 8 pieces
+    sources.download([mirror["good"]], mirror["dest"], mirror["md5"])
+    out, err = capsys.readouterr()
+    progress, final = out.split("\n")[0], out.split("\n")[1]
+    assert err == ""
+    assert progress.startswith("\rDownloading blob.bin:") and progress.count("\r") >= 8
+    assert progress.endswith("0.03 / 0.03 MB (100 %)")
+    assert final.startswith("Downloaded blob.bin from ")
+
+
+def test_small_downloads_print_no_progress(mirror, capsys):
+    sources.download([mirror["good"]], mirror["dest"], mirror["md5"])
+    out = capsys.readouterr().out
+    assert "\r" not in out and out.startswith("Downloaded blob.bin")
+
+
+def test_a_gz_that_inflates_too_far_is_not_read_whole(nowhere, monkeypatch):
+    expected = 16 + 60000 * 28 * 28
+    bomb = gzip.compress(idx(0x803, (60000, 28, 28), bytes(expected - 16 + (8 << 20))), 1)
+    src = fashion_source(nowhere / "src", {"train-images-idx3-ubyte": bomb})
+    sizes = []
+    real_open = gzip.open
+
+    def tracking_open(*args, **kwargs):
+        f = real_open(*args, **kwargs)
+        real_read = f.read
+        f.read = lambda size=-1: sizes.append(size) or real_read(size)
+        return f
+
+    monkeypatch.setattr(sources.gzip, "open", tracking_open)
+    with pytest.raises(CorruptDatasetError, match=rf"more than {expected} bytes") as caught:
+        sources.locate("fashion_mnist", root=src, download=False)
+    assert str(src / "train-images-idx3-ubyte.gz") in str(caught.value)
+    assert sizes and all(0 <= size <= expected + 1 for size in sizes)
