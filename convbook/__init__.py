@@ -6,6 +6,7 @@ Every chapter imports it as ``import convbook as cb``. Each submodule has one jo
 build by hand), ``models``, ``train`` and ``plot``.
 """
 from . import apparel, check, data, models, ops, plot, sources, stats, train
+from . import explain
 from .train import best_device, seed_everything
 
 __version__ = "0.1.0"

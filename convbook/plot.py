@@ -422,3 +422,4 @@ from .opfigures import (  # noqa: E402
     animate_corr2d, animate_pool2d, show_conv1x1, show_corr2d_multi_in,
     show_corr2d_multi_out, show_corr2d_steps, show_pool2d_steps,
 )
+from .attribution import show_attribution  # noqa: E402

@@ -1,0 +1,163 @@
+"""Tests of convbook.explain and its figure: a model that only looks at the top-left quadrant
+must light up that quadrant and nothing else, for saliency and for occlusion."""
+import matplotlib.pyplot as plt
+import pytest
+import torch
+from torch import nn
+
+from convbook import explain, plot
+
+SIZE = 8
+QUADRANT = (slice(0, SIZE // 2), slice(0, SIZE // 2))
+
+
+class QuadrantNet(nn.Module):
+    """Class 0's logit is a weighted sum of the top-left quadrant; class 1's is the bias 4.
+
+    Batch norm and dropout make the output depend on the mode: explanations must use
+    evaluation mode (where batch norm, at its initial running statistics, divides by
+    sqrt(1 + eps) and dropout does nothing).
+    """
+
+    def __init__(self, weights=(0.25,)):
+        super().__init__()
+        channels = len(weights)
+        self.norm = nn.BatchNorm2d(channels)
+        self.drop = nn.Dropout(0.5)
+        self.linear = nn.Linear(channels * SIZE * SIZE, 2)
+        w = torch.zeros(2, channels, SIZE, SIZE)
+        for c, value in enumerate(weights):
+            w[0, c][QUADRANT] = value
+        with torch.no_grad():
+            self.linear.weight.copy_(w.flatten(1))
+            self.linear.bias.copy_(torch.tensor([0.0, 4.0]))
+
+    def forward(self, x):
+        return self.linear(self.drop(self.norm(x)).flatten(1))
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def _quadrant_mask() -> torch.Tensor:
+    mask = torch.zeros(SIZE, SIZE, dtype=torch.bool)
+    mask[QUADRANT] = True
+    return mask
+
+
+def test_saliency_lights_up_only_the_quadrant_with_the_largest_channel_weight():
+    model = QuadrantNet(weights=(1.0, -2.0, 0.5))
+    images = torch.rand(2, 3, SIZE, SIZE)
+    maps = explain.saliency(model, images, target=0)
+    expected = torch.where(_quadrant_mask(), 2.0 / (1 + model.norm.eps) ** 0.5, 0.0)
+    assert maps.shape == (2, SIZE, SIZE)
+    torch.testing.assert_close(maps, expected.expand(2, SIZE, SIZE))
+
+
+def test_saliency_of_the_predicted_class_and_of_a_batch():
+    model = QuadrantNet()
+    bright, dark = torch.full((1, SIZE, SIZE), 2.0), torch.zeros(1, SIZE, SIZE)
+    assert model.eval()(torch.stack([bright, dark])).argmax(1).tolist() == [0, 1]
+    maps = explain.saliency(model, torch.stack([bright, dark]))
+    assert (maps[0] > 0).equal(_quadrant_mask())
+    assert maps[1].eq(0).all()  # class 1's score ignores the image
+    torch.testing.assert_close(explain.saliency(model, bright), maps[0])
+    per_image = explain.saliency(model, torch.stack([bright, dark]), target=torch.tensor([1, 0]))
+    assert per_image[0].eq(0).all() and (per_image[1] > 0).equal(_quadrant_mask())
+
+
+def test_explanations_use_eval_mode_restore_the_mode_and_leave_grads_alone():
+    model = QuadrantNet().train()
+    images = torch.rand(3, 1, SIZE, SIZE) + 0.5
+    first = explain.saliency(model, images, target=0)
+    assert model.training
+    torch.testing.assert_close(explain.saliency(model, images, target=0), first)
+    assert all(p.grad is None for p in model.parameters())
+    explain.occlusion(model, images[0], patch=4, stride=4)
+    assert model.training
+    evaluated = QuadrantNet().eval()
+    explain.saliency(evaluated, images)
+    assert not evaluated.training
+
+
+def _p0(model, x):
+    with torch.no_grad():
+        return model.eval()(x).softmax(1)[:, 0]
+
+
+def test_occlusion_with_aligned_patches_is_the_probability_drop_on_the_quadrant_only():
+    model = QuadrantNet()
+    image = torch.rand(1, SIZE, SIZE) + 0.5
+    heat = explain.occlusion(model, image, target=0, patch=4, stride=4)
+    hidden = image.clone()
+    hidden[:, :4, :4] = 0.0
+    drop = (_p0(model, image[None]) - _p0(model, hidden[None])).item()
+    assert drop > 0.1
+    torch.testing.assert_close(heat[QUADRANT], torch.full((4, 4), drop))
+    assert heat[~_quadrant_mask()].eq(0).all()
+
+
+def test_occlusion_with_overlapping_patches_is_zero_where_no_patch_touches_the_quadrant():
+    model = QuadrantNet()
+    images = torch.rand(2, 1, SIZE, SIZE) + 0.5
+    heat = explain.occlusion(model, images, target=0, patch=4, stride=2)
+    assert heat.shape == (2, SIZE, SIZE)
+    touched = torch.zeros(SIZE, SIZE, dtype=torch.bool)
+    touched[:6, :6] = True  # patches start at 0, 2, 4; only those at 0 and 2 reach rows 0-3
+    assert (heat[:, touched] > 0).all() and heat[:, ~touched].eq(0).all()
+    for n in range(2):
+        torch.testing.assert_close(explain.occlusion(model, images[n], target=0, patch=4,
+                                                     stride=2), heat[n])
+        peak = divmod(heat[n].argmax().item(), SIZE)
+        assert _quadrant_mask()[peak]
+
+
+def test_occlusion_covers_the_border_when_the_stride_does_not_divide_the_size():
+    model = QuadrantNet()
+    heat = explain.occlusion(model, torch.rand(1, SIZE, SIZE) + 0.5, target=0, patch=3, stride=3)
+    assert torch.isfinite(heat).all() and (heat[:4, :4] > 0).all()
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda m: explain.saliency(m, torch.rand(SIZE, SIZE)), ValueError, r"\(C, H, W\)"),
+    (lambda m: explain.saliency(m, torch.ones(1, 1, SIZE, SIZE, dtype=torch.long)), TypeError,
+     "floating point"),
+    (lambda m: explain.saliency(m, torch.rand(2, 1, SIZE, SIZE), target=2), ValueError,
+     r"\[0, 2\)"),
+    (lambda m: explain.saliency(m, torch.rand(2, 1, SIZE, SIZE), target=[0, 1, 0]), ValueError,
+     "3 entries but there are 2 images"),
+    (lambda m: explain.saliency(m, torch.rand(2, 1, SIZE, SIZE), target=0.5), TypeError,
+     "integer"),
+    (lambda m: explain.saliency(lambda x: x, torch.rand(1, 1, SIZE, SIZE)), TypeError,
+     "nn.Module"),
+    (lambda m: explain.saliency(nn.Flatten(0), torch.rand(1, 1, SIZE, SIZE)), ValueError,
+     r"\(N, num_classes\)"),
+    (lambda m: explain.occlusion(m, torch.rand(1, SIZE, SIZE), patch=9), ValueError,
+     "patch <= image size"),
+    (lambda m: explain.occlusion(m, torch.rand(1, SIZE, SIZE), stride=0), ValueError,
+     "stride >= 1"),
+])
+def test_bad_arguments_fail_clearly(call, error, message):
+    with pytest.raises(error, match=message):
+        call(QuadrantNet())
+
+
+def test_show_attribution_overlays_each_map_under_its_image():
+    model = QuadrantNet()
+    images = torch.rand(3, 1, SIZE, SIZE)
+    maps = explain.saliency(model, images, target=0)
+    fig = plot.show_attribution(images, maps, labels=[0, 1, 1], predictions=[0, 0, 1],
+                                class_names=["left", "right"], map_name="saliency")
+    assert len(fig.axes) == 6 and fig.get_suptitle() == "Saliency maps of 3 images"
+    assert fig.get_size_inches()[0] <= 7.0
+    tops, bottoms = fig.axes[:3], fig.axes[3:]
+    for k, (top, bottom) in enumerate(zip(tops, bottoms)):
+        assert len(top.images) == 1 and len(bottom.images) == 2
+        torch.testing.assert_close(torch.as_tensor(bottom.images[1].get_array()), maps[k])
+    assert [ax.get_title() for ax in tops] == ["left", "left\n(true: right)", "right"]
+    assert tops[1].title.get_color() == plot.WRONG
+    with pytest.raises(ValueError, match="maps must be"):
+        plot.show_attribution(images, maps[:2])
