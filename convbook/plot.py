@@ -11,7 +11,7 @@ most 9 inches wide at 100 dpi, so they stay legible at the book's ~700 px text w
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -29,6 +29,7 @@ __all__ = [
     "confusion_matrix",
     "plot_confusion_matrix",
     "plot_architecture",
+    "show_channel_stats",
 ]
 
 MAX_WIDTH = 9.0  # inches; at DPI this is the widest figure the book page shows well
@@ -423,3 +424,39 @@ from .opfigures import (  # noqa: E402
     show_corr2d_multi_out, show_corr2d_steps, show_pool2d_steps,
 )
 from .attribution import show_attribution  # noqa: E402
+
+
+def show_channel_stats(activations: Mapping[str, torch.Tensor],
+                       title: str | None = None) -> Figure:
+    """Each channel's mean ± standard deviation, one panel per layer output (chapter 6).
+
+    ``activations`` maps a panel title to a layer's output, ``(N, C, H, W)`` or ``(N, C)``;
+    the statistics of a channel are taken over the batch (and the positions), as batch
+    normalisation takes them. The panels share their y-axis, so one sees at a glance
+    whether the channels sit on a common scale: what batch norm enforces and a plain
+    layer does not.
+    """
+    if not isinstance(activations, Mapping) or not activations:
+        raise ValueError("activations must be a non-empty mapping of title -> (N, C, ...) "
+                         f"tensor, got {type(activations).__name__} {activations!r:.60}")
+    stats = {}
+    for name, values in activations.items():
+        tensor = torch.as_tensor(values).detach().cpu().float()
+        if tensor.ndim not in (2, 4) or tensor.shape[0] * tensor[0, 0].numel() < 2:
+            raise ValueError(f"activations[{name!r}] must be (N, C) or (N, C, H, W) with at "
+                             f"least two values per channel, got shape {tuple(tensor.shape)}")
+        per_channel = tensor.transpose(0, 1).reshape(tensor.shape[1], -1)
+        stats[name] = (per_channel.mean(dim=1), per_channel.std(dim=1, correction=0))
+    fig, axes = _subplots(1, len(stats), 3.0 * len(stats) + 0.6, 3.4, sharey=True)
+    for ax, (name, (mean, std)) in zip(axes[0], stats.items()):
+        channels = list(range(len(mean)))
+        ax.errorbar(channels, mean.numpy(), yerr=std.numpy(), fmt="o", markersize=3,
+                    capsize=2)
+        ax.axhline(0, color="gray", linewidth=0.8, linestyle=":")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("channel")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("mean ± standard deviation")
+    fig.suptitle(title or "Activations per channel")
+    fig.tight_layout()
+    return fig
