@@ -26,6 +26,7 @@ __all__ = [
     "ConvNet",
     "CifarNet",
     "SmallCNN",
+    "conv_bn_relu",
     "init_xavier",
     "count_parameters",
     "layer_table",
@@ -356,3 +357,11 @@ def layer_table(model: nn.Module, input_shape: Sequence[int]) -> pd.DataFrame:
             module.training = training
     table = pd.DataFrame(recorder.rows, columns=["module", "layer", "output shape", "parameters"])
     return table.set_index("module")
+
+
+def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    """SmallCNN's conv–BN–ReLU block as one module, for networks built from it elsewhere.
+
+    ``benchmarks/apparel_speedrun.py`` builds its ResNet-style network from these blocks.
+    """
+    return nn.Sequential(*_conv_bn_relu(in_channels, out_channels))
