@@ -54,11 +54,13 @@ def _render(fig: Figure) -> Image.Image:
 
 
 def figures_to_gif(figures: list[Figure], *, frame_ms: int = FRAME_MS,
-                   last_ms: int = LAST_MS) -> bytes:
+                   last_ms: int = LAST_MS, comment: str = "") -> bytes:
     """The figures, all the same size, as the bytes of one looping GIF.
 
     One palette is computed from all frames together (median cut, no dithering), so
     colours do not flicker between frames and the output is byte-for-byte reproducible.
+    ``comment`` goes into the GIF's comment block (``Image.open(...).info["comment"]``),
+    where the book can find a description to use as alt text.
     """
     if not figures:
         raise ValueError("figures is empty: an animation needs at least one frame")
@@ -76,7 +78,7 @@ def figures_to_gif(figures: list[Figure], *, frame_ms: int = FRAME_MS,
     durations = [frame_ms] * (len(frames) - 1) + [last_ms]
     buffer = io.BytesIO()
     indexed[0].save(buffer, format="GIF", save_all=True, append_images=indexed[1:],
-                    duration=durations, loop=0)
+                    duration=durations, loop=0, comment=comment.encode("utf-8"))
     return buffer.getvalue()
 
 
@@ -86,8 +88,10 @@ def animate(draw_frame: Callable[[int], Figure], n_frames: int, title: str, *,
 
     ``draw_frame`` must return a new ``matplotlib.figure.Figure`` (not one made by
     ``pyplot``, which the inline backend would also show) of the same size every time.
+    The GIF's comment block describes it: ``"Animation in <n> frames: <title>"``.
     """
     if not isinstance(n_frames, int) or n_frames < 1:
         raise ValueError(f"n_frames must be a positive int, got {n_frames!r}")
-    data = figures_to_gif([draw_frame(i) for i in range(n_frames)], frame_ms=frame_ms)
+    data = figures_to_gif([draw_frame(i) for i in range(n_frames)], frame_ms=frame_ms,
+                          comment=f"Animation in {n_frames} frames: {title}")
     return Animation(data, n_frames, title)

@@ -168,6 +168,8 @@ def test_animation_has_one_frame_per_output_position_and_is_reproducible():
     bundle = animation._repr_mimebundle_()
     assert set(bundle) == {"image/gif", "text/plain"}
     assert bundle["text/plain"] == f"Animation: {animation.title} (9 frames)"
+    comment = Image.open(io.BytesIO(animation.data)).info["comment"].decode()
+    assert comment == f"Animation in 9 frames: {animation.title}"
 
 
 def test_animation_frames_draw_the_step_panels():
