@@ -13,7 +13,7 @@ export PYTHONHASHSEED := 0
 # machine no longer slows small-batch training twentyfold.
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: install system-deps test unit execute book browser-test screenshots bench clean
+.PHONY: install system-deps test unit execute book browser-test pdf screenshots bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,13 +24,13 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
-# Debian packages: the Fashion-MNIST files, and a headless browser with its Selenium driver
-# (needs root).
+# Debian packages (needs root): the Fashion-MNIST files; a headless browser with its Selenium
+# driver (browser-test, screenshots, pdf); poppler-utils to read the PDF back (pdf).
 system-deps:
 	@if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || ! command -v chromium >/dev/null \
-	    || ! command -v chromedriver >/dev/null; then \
+	    || ! command -v chromedriver >/dev/null || ! command -v pdftotext >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist \
-	    chromium chromium-driver; \
+	    chromium chromium-driver poppler-utils; \
 	fi
 
 # Unit tests of convbook, then every chapter re-executed and compared by nbval.
@@ -58,6 +58,13 @@ book: $(STAMP)
 
 browser-test: book
 	$(PY) scripts/browser_check.py _build/html
+
+# One PDF of the whole course: headless Chromium prints the single-page build, then
+# tests/test_pdf.py checks it (chapter titles, typeset math, figures, page count).
+pdf: $(STAMP)
+	$(VENV)/bin/jupyter-book build . --builder singlehtml -W -n --keep-going
+	$(PY) scripts/make_pdf.py _build/singlehtml _build/pdf/convbook.pdf $(PDF_OPTIONS)
+	CONVBOOK_PDF=_build/pdf/convbook.pdf $(PY) -m pytest -q tests/test_pdf.py
 
 screenshots: book
 	$(PY) scripts/screenshots.py _build/html screenshots
