@@ -7,7 +7,10 @@ chapter's worked example first, then random and edge cases (non-square inputs an
 :class:`CheckFailed` (an ``AssertionError``) showing the smallest failing case, the expected
 and the obtained result, and a hint when the mistake is a common one. Each call has a time
 limit (``time_limit`` seconds), and the check stops at the first failure.
-``convbook.check_runner`` runs the cases; this module says what to run and what to hint.
+
+This module holds the convolution checkers of chapters 2–4; ``pool2d`` and
+``batch_norm`` (chapters 5–6) come from ``convbook.check_layers``, ``lenet`` (chapter 6)
+from ``convbook.check_model``, and ``convbook.check_runner`` runs the cases for all.
 """
 from __future__ import annotations
 
@@ -18,17 +21,26 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .check_layers import batch_norm, pool2d
+from .check_model import lenet
 from .check_runner import Case, CheckFailed, Mistake, ints, keep, randint, run, tensor_hint
 
 __all__ = [
     "CheckFailed",
+    "batch_norm",
     "conv_output_shape",
     "corr2d",
+    "corr2d_multi_in",
+    "corr2d_multi_in_out",
+    "corr2d_multi_in_out_1x1",
+    "lenet",
+    "pool2d",
 ]
 
 AS_IS = f"cross-correlation uses K as it is: {keep('Y[i, j] = (X[i:i+h, j:j+w] * K).sum()')}."
 FLIPPED = f"Your output is the true convolution (kernel rotated by 180°), but {AS_IS}"
-CORR2D_RULE = (f"An (H, W) input and an (h, w) kernel give an {keep('(H - h + 1, W - w + 1)')} "
+CORR2D_RULE = ("An (H, W) input and an (h, w) kernel give an "
+               f"{keep('(H - h + 1, W - w + 1)')} "
                f"output: the window fits at {keep('H - h + 1')} vertical positions, "
                f"{keep('range(H - h + 1)')}.")
 EXTENT = keep("d(k - 1) + 1")
@@ -190,4 +202,145 @@ def conv_output_shape(fn: Callable, *, time_limit: float = 2.0) -> None:
         signature="conv_output_shape(input_hw, kernel, padding, stride, dilation), "
                   "each a (height, width) pair",
         mistakes=_shape_mistakes(), generic_hint=_shape_hint_generic,
+        time_limit=time_limit)
+
+
+def _conv_reference(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """``F.conv2d`` of one ``(C_in, H, W)`` image with ``(C_out, C_in, h, w)`` kernels."""
+    return F.conv2d(X[None], K)[0]
+
+
+def _chapter4_example() -> tuple[torch.Tensor, torch.Tensor]:
+    """Chapter 4's 2-channel 3×3 input and its 2-channel 2×2 kernel."""
+    X = torch.stack([torch.arange(0.0, 9.0), torch.arange(1.0, 10.0)]).reshape(2, 3, 3)
+    K = torch.tensor([[[0.0, 1.0], [2.0, 3.0]], [[1.0, 2.0], [3.0, 4.0]]])
+    return X, K
+
+
+def _channel_cases(out_channels: bool, one_by_one: bool = False) -> list[Case]:
+    """Edge and random cases for the ch04 checkers: kernels ``(C_out, C_in, h, w)``, or
+    ``(C, h, w)`` when not ``out_channels``; ``1×1`` kernels only if ``one_by_one``."""
+    gen = torch.Generator().manual_seed(4)
+    shapes = [("one input channel", 1, 2, (3, 4), (2, 2)),
+              ("one output channel", 3, 1, (3, 3), (2, 1)),
+              ("1×1 kernel, several channels", 3, 2, (3, 4), (1, 1)),
+              ("kernel as large as the input", 2, 2, (3, 4), (3, 4)),
+              ("non-square, four channels", 4, 3, (4, 6), (2, 3))]
+    for number in range(1, 7):
+        h, w = randint(gen, 1, 3), randint(gen, 1, 3)
+        shapes.append((f"random shapes {number}", randint(gen, 1, 4), randint(gen, 1, 3),
+                       (randint(gen, h, 6), randint(gen, w, 6)), (h, w)))
+    cases = []
+    for label, c_in, c_out, x_shape, k_shape in shapes:
+        k_shape = (1, 1) if one_by_one else k_shape
+        if one_by_one and "kernel as large" in label:
+            continue
+        K = ints(gen, c_out, c_in, *k_shape)
+        cases.append(Case(label, {"X": ints(gen, c_in, *x_shape),
+                                  "K": K if out_channels else K[0]}))
+    return cases
+
+
+def _multi_in_mistakes() -> list[Mistake]:
+    """Where learners put the channel sum wrong in ``corr2d_multi_in``."""
+    def per_channel(X, K):
+        return F.conv2d(X[None], K[:, None], groups=X.shape[0])[0]
+    return [
+        Mistake(FLIPPED, lambda X, K: _conv_reference(X, K.flip(-2, -1)[None])[0]),
+        Mistake("Add up the per-channel results: the output is one channel, the sum over c "
+                "of corr2d(X[c], K[c]), not one map per input channel.", per_channel),
+        Mistake("You summed the channels before correlating: correlate each channel X[c] "
+                "with its own kernel K[c], then add the results.",
+                lambda X, K: _conv_reference(X.sum(0, keepdim=True), K.sum(0)[None, None])[0]),
+        Mistake("Only channel 0 is used: loop over every channel, e.g. zip(X, K).",
+                lambda X, K: _conv_reference(X[:1], K[None, :1])[0]),
+        Mistake("Each input channel has its own kernel: channel c uses K[c], not K[0].",
+                lambda X, K: per_channel(X, K[:1].expand_as(K)).sum(0)),
+        Mistake("Add the per-channel results; do not average them.",
+                lambda X, K: _conv_reference(X, K[None])[0] / X.shape[0]),
+    ]
+
+
+def corr2d_multi_in(fn: Callable, *, time_limit: float = 2.0) -> None:
+    """Check a learner's ``corr2d_multi_in(X, K)`` (chapter 4): a ``(C, H, W)`` input and a
+    ``(C, h, w)`` kernel give one ``(H - h + 1, W - w + 1)`` channel, as ``F.conv2d``."""
+    X, K = _chapter4_example()
+    cases = [Case("chapter 4's worked example", {"X": X, "K": K})]
+    cases += _channel_cases(out_channels=False)
+    rule = (f"A (C, H, W) input and a (C, h, w) kernel give one "
+            f"{keep('(H - h + 1, W - w + 1)')} output channel.")
+    run("corr2d_multi_in", fn, cases, reference=lambda X, K: _conv_reference(X, K[None])[0],
+        what="F.conv2d (chapter 4's example, edge and random cases)",
+        signature="corr2d_multi_in(X, K) with X of shape (C, H, W) and K of shape (C, h, w)",
+        mistakes=_multi_in_mistakes(), generic_hint=partial(tensor_hint, rule=rule),
+        time_limit=time_limit)
+
+
+def _multi_in_out_mistakes() -> list[Mistake]:
+    """Where learners put the stacking or the channel sum wrong in ``corr2d_multi_in_out``."""
+    def unsummed(X, K):
+        return torch.stack([F.conv2d(X[None], k[:, None], groups=X.shape[0])[0] for k in K])
+    return [
+        Mistake(FLIPPED, lambda X, K: _conv_reference(X, K.flip(-2, -1))),
+        Mistake("Stack one output channel per kernel K[o] (torch.stack(..., dim=0)); do "
+                "not add the output channels together.",
+                lambda X, K: _conv_reference(X, K).sum(0)),
+        Mistake("Stack the output channels along dim 0: the output is (C_out, H', W').",
+                lambda X, K: _conv_reference(X, K).permute(1, 2, 0)),
+        Mistake("K is (C_out, C_in, h, w): output channel o uses K[o], with one kernel per "
+                "input channel.", lambda X, K: _conv_reference(X, K.transpose(0, 1))),
+        Mistake("Sum over the input channels for each output: output o is "
+                "corr2d_multi_in(X, K[o]), one (H', W') map.", unsummed),
+    ]
+
+
+def corr2d_multi_in_out(fn: Callable, *, time_limit: float = 2.0) -> None:
+    """Check a learner's ``corr2d_multi_in_out(X, K)`` (chapter 4): ``(C_in, H, W)`` and
+    ``(C_out, C_in, h, w)`` give ``(C_out, H - h + 1, W - w + 1)``, as ``F.conv2d``."""
+    X, K = _chapter4_example()
+    cases = [Case("chapter 4's worked example", {"X": X, "K": torch.stack([K, K + 1, K + 2])})]
+    cases += _channel_cases(out_channels=True)
+    rule = (f"A (C_in, H, W) input and (C_out, C_in, h, w) kernels give a "
+            f"{keep('(C_out, H - h + 1, W - w + 1)')} output.")
+    run("corr2d_multi_in_out", fn, cases, reference=_conv_reference,
+        what="F.conv2d (chapter 4's example, edge and random cases)",
+        signature="corr2d_multi_in_out(X, K) with X of shape (C_in, H, W) and K of shape "
+                  "(C_out, C_in, h, w)",
+        mistakes=_multi_in_out_mistakes(), generic_hint=partial(tensor_hint, rule=rule),
+        time_limit=time_limit)
+
+
+def _one_by_one_mistakes() -> list[Mistake]:
+    """Reshapes and products learners get wrong in ``corr2d_multi_in_out_1x1``."""
+    def matmul(X, K, pixels_first=False, k_transposed=False, product_reversed=False):
+        c_in, h, w = X.shape
+        Xm = X.reshape(h * w, c_in).T if pixels_first else X.reshape(c_in, h * w)
+        Km = K.reshape(c_in, -1).T if k_transposed else K.reshape(-1, c_in)
+        Y = (Xm.T @ Km.T) if product_reversed else Km @ Xm
+        return Y.reshape(K.shape[0], h, w)
+    return [
+        Mistake("Reshape X to (C_in, H * W), each column one pixel's channel values: "
+                "X.reshape(H * W, C_in) mixes pixels and channels up.",
+                partial(matmul, pixels_first=True)),
+        Mistake("K reshapes to (C_out, C_in) with K.reshape(C_out, C_in), row o holding "
+                "output o's weights.", partial(matmul, k_transposed=True)),
+        Mistake("Multiply K (C_out, C_in) @ X (C_in, H * W), or transpose the (H * W, C_out) "
+                "result back before reshaping it to (C_out, H, W).",
+                partial(matmul, product_reversed=True)),
+    ]
+
+
+def corr2d_multi_in_out_1x1(fn: Callable, *, time_limit: float = 2.0) -> None:
+    """Check a learner's ``corr2d_multi_in_out_1x1(X, K)`` (chapter 4): a 1×1 convolution
+    of ``(C_in, H, W)`` with ``(C_out, C_in, 1, 1)``, as a matrix product, vs ``F.conv2d``."""
+    gen = torch.Generator().manual_seed(1)
+    cases = [Case("chapter 4's shapes", {"X": ints(gen, 3, 3, 3), "K": ints(gen, 2, 3, 1, 1)})]
+    cases += _channel_cases(out_channels=True, one_by_one=True)
+    rule = ("A 1×1 kernel keeps the height and width: (C_in, H, W) with "
+            "(C_out, C_in, 1, 1) kernels gives (C_out, H, W).")
+    run("corr2d_multi_in_out_1x1", fn, cases, reference=_conv_reference,
+        what="F.conv2d (chapter 4's shapes, edge and random cases)",
+        signature="corr2d_multi_in_out_1x1(X, K) with X of shape (C_in, H, W) and K of "
+                  "shape (C_out, C_in, 1, 1)",
+        mistakes=_one_by_one_mistakes(), generic_hint=partial(tensor_hint, rule=rule),
         time_limit=time_limit)

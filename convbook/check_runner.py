@@ -25,7 +25,7 @@ from typing import Any, Optional
 import torch
 
 __all__ = ["Case", "CheckFailed", "Mistake", "describe", "ints", "keep", "randint", "run",
-           "same", "tensor_hint"]
+           "same", "tensor_hint", "wrap"]
 
 MAX_VALUES = 48
 WIDTH = 88
@@ -96,7 +96,10 @@ def _time_limit(seconds: float):
 
 
 def same(expected: Any, obtained: Any, atol: float = 1e-5) -> bool:
-    """Equal results: same type and structure; tensors of equal shape and dtype, close."""
+    """Equal results: same type and structure; tensors of equal shape and dtype, close.
+    An ``expected`` of ``...`` matches anything (a mistake that fixes only some parts)."""
+    if expected is Ellipsis:
+        return True
     if isinstance(expected, torch.Tensor):
         return (
             isinstance(obtained, torch.Tensor)
@@ -141,35 +144,31 @@ def describe(value: Any) -> str:
     return text if len(text) <= 200 else text[:200] + "..."
 
 
-def _call(fn: Callable, case: Case, time_limit: float) -> tuple[Any, Optional[str]]:
-    """Call ``fn`` on a copy of the case; return ``(result, None)`` or ``(None, problem)``."""
+def _call(fn: Callable, case: Case, time_limit: float,
+          signature: str) -> tuple[Any, Optional[tuple[str, str]]]:
+    """Call ``fn`` on a copy of the case; ``(result, None)``, or ``(None, (problem, hint))``
+    when it raised, ran past the time limit or changed one of its inputs."""
     args = case.copy_args()
     start = time.perf_counter()
+    slow = ("The cases are small, so this is an endless loop or far too much work: "
+            "loop over the output positions only, once each.")
     try:
         with _time_limit(time_limit):
             result = fn(*args.values(), **case.options)
     except _TimeLimit:
-        return None, f"it was still running after {time_limit:.1f} s, the time limit"
+        return None, (f"it was still running after {time_limit:.1f} s, the time limit", slow)
     except Exception as error:  # the learner's code may raise anything: report it
-        return None, f"it raised {type(error).__name__}: {error}"
+        return None, (f"it raised {type(error).__name__}: {error}",
+                      f"The check calls {signature}; make sure your function accepts "
+                      "this call and these shapes.")
     if time.perf_counter() - start > time_limit:
-        return None, f"it took longer than {time_limit:.1f} s, the time limit"
+        return None, (f"it took longer than {time_limit:.1f} s, the time limit", slow)
     for name, value in args.items():
         if isinstance(value, torch.Tensor) and not torch.equal(value, case.args[name]):
-            return None, f"it changed its input {name} in place"
+            return None, (f"it changed its input {name} in place",
+                          f"Do not modify {name} (no {name} -= ..., {name}[...] = ..., "
+                          f"{name}.add_(...)): compute a new tensor and return it.")
     return result, None
-
-
-def _call_hint(problem: str, signature: str) -> str:
-    """The hint for a call that raised, ran too long or changed its input."""
-    if "in place" in problem:
-        return ("Do not modify the inputs (no X -= ..., X[...] = ..., X.add_(...)): "
-                "build a new tensor for the result, or work on X.clone().")
-    if "time limit" in problem:
-        return ("The cases are small, so this is an endless loop or far too much work: "
-                "loop over the output positions only, once each.")
-    return (f"The check calls {signature}; make sure your function accepts this call "
-            "and these shapes.")
 
 
 def _diagnose(case: Case, expected: Any, obtained: Any, mistakes: Sequence[Mistake],
@@ -186,7 +185,7 @@ def _diagnose(case: Case, expected: Any, obtained: Any, mistakes: Sequence[Mista
     return generic_hint(case, expected, obtained)
 
 
-def _failure(name: str, case: Case, problem: str, details: str, hint: str) -> CheckFailed:
+def _failure(name: str, case: Case, problem: str, hint: str, details: str) -> CheckFailed:
     """The exception a learner reads: which case, what went wrong, and a hint; lines are
     wrapped to fit a notebook's output column."""
     lines = [f"{name} failed: {problem}.", f"Smallest failing case ({case.label}):"]
@@ -194,9 +193,15 @@ def _failure(name: str, case: Case, problem: str, details: str, hint: str) -> Ch
     if case.options:
         lines.append("  options: " + ", ".join(f"{k}={v!r}" for k, v in case.options.items()))
     lines += details.splitlines() + [f"Hint: {hint}"]
+    return CheckFailed(wrap(lines))
+
+
+def wrap(lines: Sequence[str]) -> str:
+    """Join message lines, each wrapped to the notebook's output width (continuations
+    indented); text marked with :func:`keep` is never broken."""
     wrapped = [textwrap.fill(line, WIDTH, subsequent_indent="    ", break_on_hyphens=False)
                for line in lines]
-    return CheckFailed("\n".join(wrapped).replace(NO_BREAK, " "))
+    return "\n".join(wrapped).replace(NO_BREAK, " ")
 
 
 @dataclass
@@ -215,16 +220,15 @@ class _Check:
     def failure(self, case: Case) -> Optional[CheckFailed]:
         """Run one case; ``None`` if it passes, else the ``CheckFailed`` to raise."""
         expected = self.reference(*case.copy_args().values(), **case.options)
-        obtained, problem = _call(self.fn, case, self.time_limit)
+        obtained, problem = _call(self.fn, case, self.time_limit, self.signature)
         if problem is not None:
-            hint = _call_hint(problem, self.signature)
-            return _failure(self.name, case, problem, "", hint)
+            return _failure(self.name, case, *problem, details="")
         if same(expected, obtained, self.atol):
             return None
         hint = _diagnose(case, expected, obtained, self.mistakes, self.generic_hint,
                          self.atol)
         details = f"Expected: {describe(expected)}\nObtained: {describe(obtained)}"
-        return _failure(self.name, case, "wrong result", details, hint)
+        return _failure(self.name, case, "wrong result", hint, details)
 
     def smallest_failure(self, cases: Sequence[Case], first: CheckFailed,
                          size: int) -> CheckFailed:
@@ -248,8 +252,8 @@ def run(name: str, fn: Callable, cases: Sequence[Case], *, reference: Callable,
     time-out, so that a slow function is not run again and again.
     """
     if not callable(fn):
-        raise CheckFailed(f"{name} needs a function, got {type(fn).__name__}: pass the "
-                          "function itself, without calling it")
+        raise CheckFailed(wrap([f"{name} needs a function, got {type(fn).__name__}: pass "
+                                "the function itself, without calling it"]))
     check = _Check(name, fn, reference, signature, mistakes, generic_hint, time_limit,
                    atol)
     for index, case in enumerate(cases):

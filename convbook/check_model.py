@@ -1,0 +1,177 @@
+"""convbook.check_model — check a learner's whole LeNet (chapter 6), as ``cb.check.lenet``.
+
+The learner's model and ``convbook.models.LeNet`` each take one ``(1, 1, 28, 28)`` image;
+their convolution, pooling and linear layers are compared in order (kind and output
+shape, recorded by forward hooks, as far as the learner's forward pass gets), then the
+parameter count (d2l's 61,706) and the output for a batch of two. The first difference
+is reported with a hint.
+"""
+from __future__ import annotations
+
+from functools import partial
+from itertools import zip_longest
+
+import torch
+from torch import nn
+
+from .check_runner import CheckFailed, keep, wrap
+from .models import LeNet, count_parameters
+
+__all__ = ["lenet"]
+
+INPUT = (1, 1, 28, 28)
+COMPARED = (nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d, nn.Linear)
+KINDS = {"Conv2d": "convolution", "AvgPool2d": "pooling", "MaxPool2d": "pooling",
+         "Linear": "linear"}
+ORDER = "convolution, pooling, convolution, pooling, linear, linear, linear"
+HINTS = {
+    "padding": ("The first convolution needs padding=2: a 5 × 5 kernel on a 28 × 28 image "
+                "gives 24 × 24 without it (LeNet was designed for 32 × 32 images)."),
+    "channels": "LeNet's convolutions have 6 and then 16 output channels, 5 × 5 kernels.",
+    "convolution": ("The second convolution has a 5 × 5 kernel and no padding, so 14 × 14 "
+                    "becomes 10 × 10."),
+    "pooling": ("Pooling has a 2 × 2 window and stride 2, nn.AvgPool2d(kernel_size=2, "
+                "stride=2): it halves the height and the width."),
+    "linear": ("LeNet's fully connected layers have 120, 84 and 10 outputs; the first takes "
+               "the 16 * 5 * 5 = 400 flattened features."),
+}
+
+
+def _record(model: nn.Module) -> tuple[list[tuple[str, str, tuple, int]], str | None]:
+    """Run one zero image through ``model`` (eval mode, no gradients, every module's mode
+    restored after); return ``(name, class, output shape, parameters)`` of each compared
+    layer it passed through, and the error that stopped it, if any."""
+    rows, seen, handles = [], set(), []
+
+    def log(name: str, module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        params = 0 if id(module) in seen else sum(p.numel() for p in module.parameters())
+        seen.add(id(module))
+        rows.append((name, type(module).__name__, tuple(output.shape), params))
+
+    for name, module in model.named_modules():
+        if isinstance(module, COMPARED):
+            handles.append(module.register_forward_hook(partial(log, name)))
+    modes, error = {module: module.training for module in model.modules()}, None
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(INPUT))
+    except Exception as exc:  # whatever the learner's forward raises
+        error = f"{type(exc).__name__}: {exc}"
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, training in modes.items():
+            module.training = training
+    return rows, error
+
+
+def _shape_hint(index: int, kind: str, expected: tuple, obtained: tuple) -> str:
+    """The hint for a layer of the right kind whose output shape is wrong."""
+    if kind == "convolution" and expected[1] != obtained[1]:
+        return HINTS["channels"]
+    if kind == "convolution" and index == 0:
+        return HINTS["padding"]
+    if len(expected) != len(obtained):
+        return ("Keep the batch dimension when you flatten: nn.Flatten() or "
+                f"{keep('x.reshape(x.shape[0], -1)')}.")
+    return HINTS[kind]
+
+
+def _difference(expected: list, obtained: list,
+                error: str | None) -> tuple[int, str, str] | None:
+    """The first layer that differs: ``(index, what, hint)``, or ``None``. A forward pass
+    that stopped with ``error`` differs after the last layer it passed through."""
+    for index, (exp, got) in enumerate(zip_longest(expected, obtained)):
+        if got is None and error is not None:
+            return (index, f"your model stopped with an error after {index} compared "
+                    f"layers: {error}", HINTS[KINDS[exp[1]]])
+        if got is None:
+            return (index, f"your model has only {len(obtained)} convolution, pooling and "
+                    f"linear layers, LeNet {len(expected)}", f"LeNet's layers: {ORDER}.")
+        if exp is None:
+            return (index, f"your model has {len(obtained)} convolution, pooling and linear "
+                    f"layers, LeNet only {len(expected)}", f"LeNet's layers: {ORDER}.")
+        kind, got_kind = KINDS[exp[1]], KINDS[got[1]]
+        if kind != got_kind:
+            return (index, f"layer {index + 1} is a {got_kind} layer ({got[1]}), LeNet's a "
+                    f"{kind}", f"LeNet's layers: {ORDER}. The check sees nn.Conv2d, "
+                    "nn.AvgPool2d/nn.MaxPool2d and nn.Linear modules, not F.* calls in "
+                    "forward.")
+        if exp[2] != got[2]:
+            return (index, f"layer {index + 1} ({got[0]!r}, {got[1]}) outputs {got[2]}, "
+                    f"LeNet's {exp[2]}", _shape_hint(index, kind, exp[2], got[2]))
+    return None
+
+
+def _table(expected: list, obtained: list, upto: int) -> list[str]:
+    """Lines comparing the layers up to and including ``upto``."""
+    lines = [f"Layers for a {INPUT} input, yours | LeNet's:"]
+    for index, (exp, got) in enumerate(zip_longest(expected, obtained)):
+        if index > upto:
+            break
+        mine = f"{got[0]!r} {got[1]} {got[2]}" if got else "(none)"
+        theirs = f"{exp[1]} {exp[2]}" if exp else "(none)"
+        lines.append(f"  {index + 1}. {mine} | {theirs}")
+    return lines
+
+
+def _parameter_problem(model: nn.Module, expected: list, obtained: list) -> str | None:
+    """Why the parameter count differs from 61,706, or ``None`` if it does not."""
+    total, reference = count_parameters(model), sum(layer[3] for layer in expected)
+    if total == reference:
+        return None
+    for exp, got in zip(expected, obtained):
+        if exp[3] != got[3]:
+            bias = " Are its bias terms missing (bias=False)?" if got[3] < exp[3] else ""
+            return (f"lenet failed: {total:,} parameters, LeNet has {reference:,}: layer "
+                    f"{got[0]!r} ({got[1]}) has {got[3]:,}, LeNet's {exp[3]:,}.\nHint: "
+                    f"Every convolution and linear layer has a weight and a bias.{bias}")
+    return (f"lenet failed: {total:,} parameters, LeNet has {reference:,}; the compared "
+            "layers agree, so the difference is in other layers (batch norm, say).\nHint: "
+            "The classic LeNet has only its 2 convolutions and 3 linear layers.")
+
+
+def lenet(model: nn.Module) -> None:
+    """Check a learner's LeNet (chapter 6) against ``convbook.models.LeNet``: the output
+    shape of each convolution, pooling and linear layer for one 28 × 28 image, then the
+    61,706 parameters, then a ``(2, 10)`` output for a batch of two. Prints one line on
+    success; raises ``CheckFailed`` naming the first layer that differs otherwise.
+    """
+    if not isinstance(model, nn.Module):
+        raise CheckFailed(wrap([f"lenet needs a model (an nn.Module instance such as "
+                                f"MyLeNet() or your nn.Sequential), got "
+                                f"{type(model).__name__}"]))
+    expected, _ = _record(LeNet())
+    obtained, error = _record(model)
+    difference = _difference(expected, obtained, error)
+    if difference is not None:
+        index, what, hint = difference
+        lines = [f"lenet failed: {what}.", *_table(expected, obtained, index), f"Hint: {hint}"]
+        raise CheckFailed(wrap(lines))
+    problem = _parameter_problem(model, expected, obtained)
+    if problem is not None:
+        raise CheckFailed(wrap(problem.splitlines()))
+    _check_batch_of_two(model)
+    print(f"lenet: all {len(expected)} layer output shapes and the "
+          f"{count_parameters(model):,} parameters match convbook.models.LeNet.")
+
+
+def _check_batch_of_two(model: nn.Module) -> None:
+    """The model must keep the batch dimension: two images in, ``(2, 10)`` out. Runs in
+    eval mode without gradients, then restores every module's mode."""
+    modes = {module: module.training for module in model.modules()}
+    try:
+        model.eval()
+        with torch.no_grad():
+            shape = tuple(model(torch.zeros(2, *INPUT[1:])).shape)
+    except Exception as error:  # whatever the learner's forward raises
+        shape = f"an error ({type(error).__name__}: {error})"
+    finally:
+        for module, training in modes.items():
+            module.training = training
+    if shape != (2, 10):
+        raise CheckFailed(wrap([f"lenet failed: a batch of 2 images gives {shape}, not an "
+                                "output of shape (2, 10).", "Hint: keep the batch "
+                                "dimension when you flatten: nn.Flatten() or "
+                                f"{keep('x.reshape(x.shape[0], -1)')}."]))
