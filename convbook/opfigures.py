@@ -110,9 +110,12 @@ def _extent(parts: Sequence[_Grid | str], caption: str = "") -> tuple[float, flo
     return max(width, text_width), 1.0 + height + 0.6 * len(lines) + 0.6
 
 
-def _draw_row(ax: Axes, parts: Sequence[_Grid | str], top: float, caption: str = "") -> float:
-    """Draw grids left to right, vertically centred, signs between; return the bottom y."""
-    width, height = _extent(parts, caption)
+def _draw_row(ax: Axes, parts: Sequence[_Grid | str], top: float, caption: str = "",
+              width: float | None = None) -> float:
+    """Draw grids left to right, vertically centred in ``width`` (default: their own),
+    signs between, the caption below; return the bottom y."""
+    own_width, height = _extent(parts, caption)
+    width = own_width if width is None else width
     tallest = max(p.shape[0] for p in parts if isinstance(p, _Grid))
     x = (width - _extent(parts)[0]) / 2
     for part in parts:
@@ -217,10 +220,14 @@ class _Sliding:
         return parts + ["=" if self.kernel is not None else "→",
                         _Grid("Y", "output", out_texts, out_roles)]
 
-    def draw(self, ax: Axes, k: int) -> None:
-        parts, caption = self.parts(k), self.caption(k)
-        width, height = _extent(parts, caption)
-        _draw_row(ax, parts, 0.0, caption)
+    def extent(self) -> tuple[float, float]:
+        """Room for the widest step, so that every panel and frame has the same layout."""
+        sizes = [_extent(self.parts(k), self.caption(k)) for k in range(len(self.windows))]
+        return max(w for w, _ in sizes), max(h for _, h in sizes)
+
+    def draw(self, ax: Axes, k: int, extent: tuple[float, float]) -> None:
+        width, height = extent
+        _draw_row(ax, self.parts(k), 0.0, self.caption(k), width)
         i, j = self.windows[k].output
         _finish_axes(ax, width, height, f"output ({i}, {j})")
 
@@ -299,7 +306,7 @@ def _steps_figure(case: _Sliding, steps: Sequence[int] | None, title: str) -> Fi
     if len(steps) > MAX_PANELS:
         raise ValueError(f"{len(steps)} steps asked for; a step figure shows at most "
                          f"{MAX_PANELS} panels: pass steps=... or use the animate_ function")
-    width, height = _extent(case.parts(0), case.caption(0))
+    width, height = case.extent()
     fit = int(WIDTH // (width * MIN_CELL))
     ncols = max(1, min(case.output.shape[1], len(steps), fit))
     nrows = math.ceil(len(steps) / ncols)
@@ -310,7 +317,7 @@ def _steps_figure(case: _Sliding, steps: Sequence[int] | None, title: str) -> Fi
         if k is None:
             fig.delaxes(ax)
         else:
-            case.draw(ax, k)
+            case.draw(ax, k, (width, height))
     fig.suptitle(title, wrap=True)
     fig.tight_layout()
     return fig
@@ -322,13 +329,13 @@ def _animation(case: _Sliding, title: str) -> Animation:
     if n > MAX_FRAMES:
         raise ValueError(f"the output has {n} positions; an animation has at most "
                          f"{MAX_FRAMES} frames to stay small, so use a smaller input")
-    width, height = _extent(case.parts(0), case.caption(n - 1))
+    width, height = case.extent()
     scale = min(CELL, (WIDTH - 0.4) / width)
 
     def frame(k: int) -> Figure:
         fig = Figure(figsize=(width * scale + 0.4, height * scale + 0.8), dpi=DPI)
         ax = fig.add_axes((0.02, 0.02, 0.96, 0.96 - 0.45 / (height * scale + 0.8)))
-        case.draw(ax, k)
+        case.draw(ax, k, (width, height))
         fig.suptitle(title, fontsize=11)
         return fig
 

@@ -286,3 +286,13 @@ def test_conv1x1_is_the_same_matrix_at_every_pixel():
 def test_visited_cells_is_the_union_of_windows():
     windows = sliding_windows((5, 5), 2, stride=3)
     assert visited_cells(windows) == {(r, c) for r in (0, 1, 3, 4) for c in (0, 1, 3, 4)}
+
+
+def test_every_panel_has_the_same_layout_whatever_its_caption_length():
+    X = torch.tensor([[0.0, 1.0, 2.0], [3.0, -4.25, 5.0], [6.0, 7.0, 8.0]])
+    fig = plot.show_corr2d_steps(X, torch.tensor([[1.25, -2.75], [0.5, 1.0]]))
+    widths = [len(_caption(ax)) * opfigures.CHAR for ax in fig.axes]
+    assert min(widths) < max(widths) and max(widths) > 9.6  # wider than the grids
+    corners = {_tagged(ax, "X")["cell"][0, 0].get_xy() for ax in fig.axes}
+    assert len(corners) == 1
+    assert len({(ax.get_xlim(), ax.get_ylim()) for ax in fig.axes}) == 1
