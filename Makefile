@@ -24,21 +24,29 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
-# Debian packages (needs root): the Fashion-MNIST files; a headless browser with its Selenium
-# driver (browser-test, screenshots, pdf); poppler-utils to read the PDF back (pdf).
+# Debian packages (needs root): a headless browser with its Selenium driver (browser-test,
+# screenshots, pdf) and poppler-utils to read the PDF back (pdf). The datasets are set up by
+# the commands that need them (scripts/data_setup.py).
 system-deps:
-	@if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || ! command -v chromium >/dev/null \
-	    || ! command -v chromedriver >/dev/null || ! command -v pdftotext >/dev/null; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist \
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
+	    || ! command -v pdftotext >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    chromium chromium-driver poppler-utils; \
 	fi
 
+# The datasets first (scripts/data_setup.py): found offline (../shared/data, the Debian
+# package, the cache), else the Debian package installed (root with apt), else downloaded
+# once into the cache; when none works it says what to do and make stops here.
+DATA_SETUP := $(PY) scripts/data_setup.py
+
 # Unit tests of convbook, then every chapter re-executed and compared by nbval.
-# Tests never download: a missing dataset fails with an error saying where to get it.
+# The tests themselves never download (CONVBOOK_OFFLINE=1).
 test: $(STAMP)
+	$(DATA_SETUP)
 	CONVBOOK_OFFLINE=1 $(PY) -m pytest
 
 unit: $(STAMP)
+	$(DATA_SETUP)
 	CONVBOOK_OFFLINE=1 $(PY) -m pytest tests
 
 # Re-execute chapters in place after editing them or convbook: make execute NB=chapters/06_lenet.ipynb
@@ -46,6 +54,7 @@ NB ?= $(sort $(wildcard chapters/*.ipynb))
 # The kernel loads _ext/figure_alt.py, which writes each figure's titles into its PNG as the
 # description the book uses for alt text.
 execute: $(STAMP)
+	$(DATA_SETUP)
 	for nb in $(NB); do \
 	  CONVBOOK_OFFLINE=1 PYTHONPATH=$(CURDIR)/_ext $(VENV)/bin/jupyter nbconvert --to notebook \
 	    --execute --inplace --ExecutePreprocessor.record_timing=False \
