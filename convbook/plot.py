@@ -62,8 +62,11 @@ def _format_number(value: float) -> str:
     return "0" if text == "-0" else text
 
 
-def _annotate_cells(ax: Axes, values: torch.Tensor, labels: Sequence[str]) -> None:
+def _annotate_cells(ax: Axes, values: torch.Tensor, labels: Sequence[str],
+                    signed: bool = False) -> None:
     """Write ``labels`` (row-major) into the cells of an ``imshow``, legible on any shade."""
+    if signed:  # the diverging map is dark at both ends
+        values = values.abs()
     low, high = values.min().item(), values.max().item()
     middle = (low + high) / 2
     h, w = values.shape
@@ -73,22 +76,35 @@ def _annotate_cells(ax: Axes, values: torch.Tensor, labels: Sequence[str]) -> No
                 color="white" if dark else "black")
 
 
-def show_matrix(X, title: str | None = None, annotate: bool = True) -> Figure:
+def _shading(values: torch.Tensor, signed: bool, default: str) -> dict:
+    """``imshow`` colour arguments: ``default`` cmap, or with ``signed`` the diverging
+    ``RdBu_r`` centred on 0 (red positive, white 0, blue negative), as ``show_kernels``."""
+    if not signed:
+        return {"cmap": default}
+    limit = values.abs().max().item() or 1.0
+    return {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit}
+
+
+def show_matrix(X, title: str | None = None, annotate: bool = True, *,
+                signed: bool = False) -> Figure:
     """A small 2-D tensor as a shaded grid with its numbers written in (chapters 2–5).
 
     Shows inputs, kernels and outputs of cross-correlation and pooling the way d2l prints
     them, but as a picture. Integers are written without ``.0``, other values with at most
     two decimals. Numbers are written only when ``annotate`` and the matrix is at most
     ``ANNOTATE_LIMIT`` cells on each side; larger matrices get a colour bar instead.
+    Darker blue means larger; with ``signed``, red is positive, blue negative, white 0,
+    so the sign of an edge map or kernel reads at a glance (chapter 2).
     """
     values = _as_tensor(X, "X", 2, "(rows, columns)")
     h, w = values.shape
     cell = min(0.55, MAX_WIDTH / max(w, 1), 6.0 / max(h, 1))
     fig, axes = _subplots(1, 1, max(2.5, cell * w + 1.2), max(2.0, cell * h + 0.9))
     ax = axes[0, 0]
-    image = ax.imshow(values.numpy(), cmap="Blues")
+    image = ax.imshow(values.numpy(), **_shading(values, signed, "Blues"))
     if annotate and max(h, w) <= ANNOTATE_LIMIT:
-        _annotate_cells(ax, values, [_format_number(v) for v in values.flatten().tolist()])
+        _annotate_cells(ax, values, [_format_number(v) for v in values.flatten().tolist()],
+                        signed)
     else:
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     if max(h, w) <= ANNOTATE_LIMIT:
@@ -185,17 +201,18 @@ def show_images(images, labels=None, *, class_names: Sequence[str] | None = None
     return fig
 
 
-def show_feature_maps(maps, title: str | None = None) -> Figure:
-    """The channels of one example's activations, ``(C, H, W)``, side by side (chapters 4–6).
+def show_feature_maps(maps, title: str | None = None, *, signed: bool = False) -> Figure:
+    """The channels of one example's activations, ``(C, H, W)``, side by side (chapters 2–6).
 
     Each map gets its own colour scale (bright = strong response), because what matters is
-    where a channel responds, not how its scale compares with its neighbours'.
+    where a channel responds, not how its scale compares with its neighbours'. With
+    ``signed``, each map is centred on 0 instead: red positive, white 0, blue negative.
     """
     values = _as_tensor(maps, "maps", 3, "(C, H, W); for a batch pass maps[0]")
     channels = values.shape[0]
     fig, axes = _grid(channels, 8, cell=1.3, row_height=1.2)
     for index, ax in enumerate(axes):
-        ax.imshow(values[index].numpy(), cmap="viridis")
+        ax.imshow(values[index].numpy(), **_shading(values[index], signed, "viridis"))
         ax.set_title(f"channel {index}", fontsize=9)
         ax.axis("off")
     fig.suptitle(title or f"{channels} feature maps")

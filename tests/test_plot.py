@@ -78,6 +78,21 @@ def test_show_matrix_skips_numbers_on_large_or_unannotated_matrices():
     assert _texts(big) == [] and len(big.axes) == 2  # the image and its colour bar
 
 
+def test_signed_shading_is_centred_on_zero_with_red_positive():
+    values = torch.tensor([[2.0, 0.0, -1.0]])
+    image = plot.show_matrix(values, signed=True).axes[0].images[0]
+    assert image.get_cmap().name == "RdBu_r" and image.get_clim() == (-2.0, 2.0)
+    red, white, blue = image.to_rgba(np.array([2.0, 0.0, -2.0]))
+    assert red[0] > red[2] and blue[2] > blue[0] and min(white[:3]) > 0.9
+    texts = [t.get_color() for t in plot.show_matrix(values, signed=True).axes[0].texts]
+    assert texts == ["white", "black", "black"]  # dark at both ends: only 2 is extreme
+    maps = torch.stack([values.expand(3, 3), torch.rand(3, 3)])
+    panels = plot.show_feature_maps(maps, signed=True).axes
+    assert [ax.images[0].get_clim() for ax in panels][0] == (-2.0, 2.0)
+    assert panels[1].images[0].get_clim()[0] == -panels[1].images[0].get_clim()[1]
+    assert plot.show_matrix(values).axes[0].images[0].get_cmap().name == "Blues"
+
+
 @pytest.mark.parametrize("bad", [torch.rand(3), torch.rand(2, 3, 3)])
 def test_show_matrix_rejects_non_matrices(bad):
     with pytest.raises(ValueError, match=r"X must be 2-D.*got shape"):
