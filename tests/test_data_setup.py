@@ -30,9 +30,19 @@ SHARED_MNIST = ROOT.parent / "shared" / "data" / "MNIST" / "raw"
 FASHION_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                  "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
+
+def _can_hide_debian() -> bool:
+    """Root, the package installed, and a private mount namespace allowed here."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None or not DEBIAN.is_dir():
+        return False
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
 needs_namespace = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("unshare") is None or not DEBIAN.is_dir(),
-    reason="hiding the Debian folder needs root, unshare and the package installed")
+    not _can_hide_debian(),
+    reason="hiding the Debian folder needs root, unshare, mount namespaces and the package")
 
 
 @contextmanager
