@@ -1,19 +1,24 @@
-"""The browser check's judgements on rendered markup, without starting a browser.
+"""The browser check's judgements on rendered markup, and the offline browser it drives.
 
-scripts/browser_check.py decides from the DOM Chromium rendered; these tests feed it small
-pieces of such DOM and check what it reports.
+scripts/browser_check.py decides from the DOM Chromium rendered; the first tests feed it
+small pieces of such DOM and check what it reports. The last ones open small pages in the
+real headless browser (scripts/headless.py): requests outside ``file://`` are named, and
+the vendored MathJax typesets a formula with no network.
 """
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
+import pytest
 from bs4 import BeautifulSoup
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import browser_check  # noqa: E402
+import headless  # noqa: E402
 
 TYPESET = "<span class='math'><mjx-container class='MathJax'>k × k</mjx-container></span>"
 
@@ -67,3 +72,47 @@ def test_missing_generic_or_file_name_alt_text_is_reported():
 def test_a_figure_that_did_not_load_is_reported():
     problems = browser_check.figure_problems([_figure("Kernels", width=0)])
     assert problems == ["figure '../_images/3f9a0c.png' did not load (naturalWidth 0)"]
+
+
+# --- with the real browser (Debian's chromium and chromium-driver) -----------------------
+
+needs_browser = pytest.mark.skipif(
+    shutil.which("chromedriver") is None or shutil.which("chromium") is None,
+    reason="needs the Debian packages chromium and chromium-driver (make system-deps)")
+MATHJAX = (ROOT / "_static" / "mathjax" / "tex-chtml.js").as_uri()
+
+
+@pytest.fixture(scope="module")
+def driver():
+    browser = headless.open_browser()
+    yield browser
+    browser.quit()
+
+
+def _page(tmp_path: Path, head: str, body: str) -> str:
+    path = tmp_path / "page.html"
+    path.write_text(f"<html><head><title>t</title>{head}</head><body><main>{body}</main>"
+                    "</body></html>", encoding="utf-8")
+    return path.as_uri()
+
+
+@needs_browser
+def test_the_browser_names_every_request_outside_file_urls(driver, tmp_path):
+    url = _page(tmp_path, '<script src="https://cdn.example.org/mathjax.js"></script>',
+                '<img src="http://127.0.0.1:9/figure.png" alt="A figure">')
+    headless.load(driver, url)
+    assert headless.outside_requests(driver) == ["https://cdn.example.org/mathjax.js",
+                                                 "http://127.0.0.1:9/figure.png"]
+
+
+@needs_browser
+def test_the_vendored_mathjax_typesets_offline_and_its_absence_is_caught(driver, tmp_path):
+    formula = "<p>Size <span class='math'>\\(k \\times k\\)</span>.</p>"
+    state = headless.load(driver, _page(tmp_path, f'<script src="{MATHJAX}"></script>', formula))
+    soup = BeautifulSoup(driver.page_source, "html.parser")
+    assert browser_check.math_problems(soup, state) == []
+    assert headless.outside_requests(driver) == [] and headless.console_errors(driver) == []
+
+    state = headless.load(driver, _page(tmp_path, "", formula))
+    problems = browser_check.math_problems(BeautifulSoup(driver.page_source, "html.parser"), state)
+    assert "MathJax: no MathJax" in problems and any("not typeset" in p for p in problems)
