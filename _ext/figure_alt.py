@@ -7,7 +7,8 @@ Two halves of one mechanism, so that no description is ever typed twice:
   :func:`describe` from the suptitle, each panel's title and its axis labels. Chapters already
   title and label every plot (CONTRIBUTING.md), so a new figure needs no extra work.
 - In Sphinx (``_config.yml``'s ``local_extensions``): every image without an ``alt`` gets the
-  ``Description`` of its PNG as alt text. An author can still set ``alt`` by hand with the
+  ``Description`` of its PNG as alt text (or, for the GIF animations of ``convbook.animation``,
+  the description in the GIF's comment block). An author can still set ``alt`` by hand with the
   cell metadata ``mystnb: {image: {alt: ...}}``; MyST-NB applies it and it wins.
 
 nbval ignores PNG data, so the chunk changes nothing in ``make test``.
@@ -86,26 +87,28 @@ def load_ipython_extension(ipython) -> None:
 
 # --- book side: a Sphinx extension -------------------------------------------------------
 
-def png_description(path: Path) -> str:
-    """The ``Description`` text chunk of a PNG file ('' when it has none or is not a PNG)."""
+def image_description(path: Path) -> str:
+    """The description an image file carries ('' if none): a PNG's ``Description`` text
+    chunk, or a GIF's comment block (where ``convbook.animation`` describes animations)."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:
-            return str(getattr(image, "text", {}).get(DESCRIPTION, "")).strip()
+            text = getattr(image, "text", {}).get(DESCRIPTION) or image.info.get("comment", "")
     except (OSError, ValueError):
         return ""
+    return (text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)).strip()
 
 
 def fill_alt_text(app, doctree: nodes.document) -> None:
-    """Give each image without ``alt`` the description stored in its PNG."""
+    """Give each image without ``alt`` the description stored in its file."""
     for image in doctree.findall(nodes.image):
         if image.get("alt") or "://" in image["uri"]:
             continue
         path = Path(image["uri"])
         if not path.is_absolute():
             path = Path(app.env.relfn2path(image["uri"], app.env.docname)[1])
-        if description := png_description(path):
+        if description := image_description(path):
             image["alt"] = description
 
 

@@ -97,6 +97,16 @@ def test_sphinx_side_fills_missing_alt_from_the_png_and_keeps_an_authors_alt(tmp
     assert filled["alt"] == "Kernels of the first layer" and by_author["alt"] == "Mine"
 
 
+def test_sphinx_side_reads_a_gif_animations_comment_block(tmp_path):
+    frames = [Image.new("RGB", (8, 8), colour) for colour in ("white", "black")]
+    path = tmp_path / "steps.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:],
+                   comment="Animation in 2 frames: the kernel slides".encode())
+    gif = nodes.image(uri=str(path))
+    figure_alt.fill_alt_text(None, _doctree_with(gif))
+    assert gif["alt"] == "Animation in 2 frames: the kernel slides"
+
+
 def test_sphinx_side_leaves_alt_unset_when_the_png_has_no_description(tmp_path):
     bare = nodes.image(uri=str(_png_with(tmp_path, {})))
     figure_alt.fill_alt_text(None, _doctree_with(bare))
