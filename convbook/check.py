@@ -319,13 +319,13 @@ def _one_by_one_mistakes() -> list[Mistake]:
         Y = (Xm.T @ Km.T) if product_reversed else Km @ Xm
         return Y.reshape(K.shape[0], h, w)
     return [
-        Mistake("Reshape X to (C_in, H * W), each column one pixel's channel values: "
-                "X.reshape(H * W, C_in) mixes pixels and channels up.",
+        Mistake(f"Reshape X to {keep('(C_in, H * W)')}, each column one pixel's channel "
+                f"values: {keep('X.reshape(H * W, C_in)')} mixes pixels and channels up.",
                 partial(matmul, pixels_first=True)),
         Mistake("K reshapes to (C_out, C_in) with K.reshape(C_out, C_in), row o holding "
                 "output o's weights.", partial(matmul, k_transposed=True)),
-        Mistake("Multiply K (C_out, C_in) @ X (C_in, H * W), or transpose the (H * W, C_out) "
-                "result back before reshaping it to (C_out, H, W).",
+        Mistake(f"Multiply {keep('K (C_out, C_in) @ X (C_in, H * W)')}, or transpose the "
+                f"{keep('(H * W, C_out)')} result back before reshaping it to (C_out, H, W).",
                 partial(matmul, product_reversed=True)),
     ]
 

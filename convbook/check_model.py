@@ -25,13 +25,16 @@ KINDS = {"Conv2d": "convolution", "AvgPool2d": "pooling", "MaxPool2d": "pooling"
          "Linear": "linear"}
 ORDER = "convolution, pooling, convolution, pooling, linear, linear, linear"
 HINTS = {
-    "padding": ("The first convolution needs padding=2: a 5 × 5 kernel on a 28 × 28 image "
-                "gives 24 × 24 without it (LeNet was designed for 32 × 32 images)."),
-    "channels": "LeNet's convolutions have 6 and then 16 output channels, 5 × 5 kernels.",
-    "convolution": ("The second convolution has a 5 × 5 kernel and no padding, so 14 × 14 "
-                    "becomes 10 × 10."),
-    "pooling": ("Pooling has a 2 × 2 window and stride 2, nn.AvgPool2d(kernel_size=2, "
-                "stride=2): it halves the height and the width."),
+    "padding": (f"The first convolution needs padding=2: a {keep('5 × 5')} kernel on a "
+                f"{keep('28 × 28')} image gives {keep('24 × 24')} without it (LeNet was "
+                f"designed for {keep('32 × 32')} images)."),
+    "channels": ("LeNet's convolutions have 6 and then 16 output channels, "
+                 f"{keep('5 × 5')} kernels."),
+    "convolution": (f"The second convolution has a {keep('5 × 5')} kernel and no padding, "
+                    f"so {keep('14 × 14')} becomes {keep('10 × 10')}."),
+    "pooling": (f"Pooling has a {keep('2 × 2')} window and stride 2, "
+                f"{keep('nn.AvgPool2d(kernel_size=2, stride=2)')}: it halves the height "
+                "and the width."),
     "linear": ("LeNet's fully connected layers have 120, 84 and 10 outputs; the first takes "
                "the 16 * 5 * 5 = 400 flattened features."),
 }
