@@ -100,15 +100,23 @@ def image_description(path: Path) -> str:
     return (text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)).strip()
 
 
+def _image_file(app, uri: str) -> Path | None:
+    """The file an image node points to: an absolute path, or one relative to the source
+    folder (how Sphinx's image collector and MyST-NB's ``/…`` URIs name it), or to the page."""
+    candidates = [Path(uri)]
+    if app is not None:
+        candidates += [Path(app.srcdir) / uri.lstrip("/"),
+                       Path(app.env.relfn2path(uri, app.env.docname)[1])]
+    return next((path for path in candidates if path.is_file()), None)
+
+
 def fill_alt_text(app, doctree: nodes.document) -> None:
     """Give each image without ``alt`` the description stored in its file."""
     for image in doctree.findall(nodes.image):
         if image.get("alt") or "://" in image["uri"]:
             continue
-        path = Path(image["uri"])
-        if not path.is_absolute():
-            path = Path(app.env.relfn2path(image["uri"], app.env.docname)[1])
-        if description := image_description(path):
+        path = _image_file(app, image["uri"])
+        if path is not None and (description := image_description(path)):
             image["alt"] = description
 
 

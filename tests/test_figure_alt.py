@@ -10,6 +10,7 @@ import base64
 import io
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import matplotlib
 
@@ -95,6 +96,18 @@ def test_sphinx_side_fills_missing_alt_from_the_png_and_keeps_an_authors_alt(tmp
     filled, by_author = nodes.image(uri=str(described)), nodes.image(uri=str(described), alt="Mine")
     figure_alt.fill_alt_text(None, _doctree_with(filled, by_author))
     assert filled["alt"] == "Kernels of the first layer" and by_author["alt"] == "Mine"
+
+
+def test_sphinx_side_finds_images_named_relative_to_the_source_folder(tmp_path):
+    chapter_dir = tmp_path / "chapters"
+    chapter_dir.mkdir()
+    _png_with(tmp_path, {figure_alt.DESCRIPTION: "Feature maps"})
+    env = SimpleNamespace(docname="chapters/06_lenet",
+                          relfn2path=lambda uri, doc: (uri, str(chapter_dir / uri)))
+    app = SimpleNamespace(srcdir=str(tmp_path), env=env)
+    as_collected, as_myst_nb = nodes.image(uri="figure.png"), nodes.image(uri="/figure.png")
+    figure_alt.fill_alt_text(app, _doctree_with(as_collected, as_myst_nb))
+    assert as_collected["alt"] == as_myst_nb["alt"] == "Feature maps"
 
 
 def test_sphinx_side_reads_a_gif_animations_comment_block(tmp_path):
