@@ -281,12 +281,11 @@ def randint(gen: torch.Generator, low: int, high: int) -> int:
     return int(torch.randint(low, high + 1, (1,), generator=gen))
 
 
-def _first_difference(expected: torch.Tensor, obtained: torch.Tensor) -> str:
-    """Where two same-shape tensors first differ, e.g. ``index (0, 1): expected 3, got 5``."""
-    wrong = ~torch.isclose(obtained.detach().cpu().to(expected.dtype), expected,
-                           rtol=1e-4, atol=1e-5)
-    index = tuple(int(i) for i in wrong.nonzero()[0])
-    return (f"first difference at index {index}: expected {expected[index].item():.4g}, "
+def _largest_difference(expected: torch.Tensor, obtained: torch.Tensor) -> str:
+    """Where two same-shape tensors differ most, e.g. ``index (0, 1): expected 3, ...``."""
+    gap = (obtained.detach().cpu().double() - expected.double()).abs().nan_to_num(math.inf)
+    index = tuple(int(i) for i in torch.unravel_index(gap.argmax(), gap.shape))
+    return (f"largest difference at index {index}: expected {expected[index].item():.4g}, "
             f"obtained {obtained[index].item():.4g}")
 
 
@@ -297,7 +296,8 @@ def _shape_hint(expected: tuple[int, ...], obtained: tuple[int, ...], rule: str)
                 f"but has shape {obtained}. {rule}")
     if obtained == expected[:-2] + expected[-2:][::-1]:
         return f"Height and width are swapped. {rule}"
-    names = ["channel"] * (len(expected) - 2) + ["row", "column"]
+    names = (["channel"] * (len(expected) - 2) + ["row", "column"] if len(expected) >= 2
+             else ["entry"])
     diffs = [(o - e, n) for o, e, n in zip(obtained, expected, names) if o != e]
     if all(abs(d) == 1 for d, _ in diffs):
         words = " and ".join(f"one {n} too {'many' if d > 0 else 'few'}"
@@ -308,6 +308,8 @@ def _shape_hint(expected: tuple[int, ...], obtained: tuple[int, ...], rule: str)
 
 def _unfilled(expected: torch.Tensor, obtained: torch.Tensor) -> str:
     """A hint when only the last row and/or column differ and were left at zero."""
+    if expected.dim() < 2:
+        return ""
     wrong = ~torch.isclose(obtained.detach().cpu(), expected, rtol=1e-4, atol=1e-5)
     rows, cols = wrong.any(dim=-1), wrong.any(dim=-2)
     last_row = not rows[..., :-1].any() and bool(rows[..., -1].any())
@@ -331,5 +333,5 @@ def tensor_hint(case: Case, expected: Any, obtained: Any, *, rule: str) -> str:
         return (f"Return a {expected.dtype} tensor like the input, not {obtained.dtype}: "
                 "create the output with torch.zeros(..., dtype=X.dtype).")
     return _unfilled(expected, obtained) or (
-        f"The shape is right but not every value: {_first_difference(expected, obtained)}. "
+        f"The shape is right but not every value: {_largest_difference(expected, obtained)}. "
         "Work out that output cell by hand.")

@@ -441,3 +441,20 @@ def test_lenet_functional_pooling_hard_coded_batch_and_non_models():
     assert "a batch of 2 images gives an error" in hard_coded
     assert "x.reshape(x.shape[0], -1)" in hard_coded
     assert "lenet needs a model" in failure(cb.check.lenet, sequential_lenet)
+
+
+def test_unrecognised_wrong_values_name_the_part_and_the_largest_difference():
+    def shifted_running_var(*args, **options):
+        Y, mean, var = ops.batch_norm(*args, **options)
+        return Y, mean, var + 0.5
+
+    message = failure(cb.check.batch_norm, shifted_running_var)
+    assert "new_moving_var is wrong. The shape is right but not every value" in message
+
+    def one_cell_off(X, K):
+        Y = ops.corr2d(X, K)
+        Y[-1, -1] += 0.5
+        return Y
+
+    message = failure(cb.check.corr2d, one_cell_off)
+    assert "largest difference at index (0, 3): expected -9, obtained -8.5" in message
