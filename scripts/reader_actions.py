@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 from PIL import Image
 from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -158,6 +159,8 @@ def dark_mode(driver, html_dir: Path, page: Page, out_dir: Path, axe) -> list[st
             continue
         figure = driver.find_element(By.CSS_SELECTOR, "main .cell_output img")
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", figure)
+        # The pointer leaves the theme button, so its tooltip is not in the picture.
+        ActionChains(driver).move_to_element(figure).perform()
         time.sleep(0.3)
         shot = out_dir / f"{page.docname.replace('/', '__')}-{mode}.png"
         driver.save_screenshot(str(shot))
