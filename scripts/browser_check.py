@@ -39,6 +39,7 @@ import reader_actions
 from book_pages import (REPO_ROOT, Page, book_pages, heading_title, notebook_png_count,
                         source_of, stray_pages, toc_docnames)
 
+# tests/test_book.py reads the table of contents and parses pages through this module.
 __all__ = ["BeautifulSoup", "leaked_latex", "source_of", "toc_docnames", "main"]
 
 AXE_JS = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"

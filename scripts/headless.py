@@ -1,6 +1,6 @@
 """Debian's Chromium driven by Selenium, cut off from the network, as the book's checks use it.
 
-``open_browser()`` starts headless ``chromium`` through Debian's ``chromidriver``
+``open_browser()`` starts headless ``chromium`` through Debian's ``chromedriver``
 (packages ``chromium`` and ``chromium-driver``) with every request outside ``file://``
 blocked, so a page that needs the network shows it, as it would in a classroom without one.
 ``load()`` opens a page and waits for MathJax; ``outside_requests()`` and
