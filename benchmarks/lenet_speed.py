@@ -11,8 +11,16 @@ d2l's recipe (batch 256, SGD lr 0.9) twice:
     channels-last model unless switched off).
 
 Both evaluate on the test set after every epoch, as ``train_ch6`` does, and both clocks
-include that. Loading the files from disk is timed separately. Writes a markdown table to
-``benchmarks/results/lenet_speed_<device>.md``; speed.md includes it. ``make bench`` runs it.
+include that. Loading the files from disk is timed separately.
+
+(c) The machine's own limit, measured in the same run: bare training steps of the same
+    model with the same optimizer and precision on one batch that stays resident (no data
+    path, no evaluation, no logging, no accuracy). No loop that trains this model on this
+    machine can be faster; ``fit``'s throughput is printed as a fraction of it, over its
+    training passes alone and over its whole wall time (evaluation included).
+
+Writes a markdown table to ``benchmarks/results/lenet_speed_<device>.md``; speed.md
+includes it. ``make bench`` runs it.
 """
 from __future__ import annotations
 
@@ -49,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-channels-last", dest="channels_last", action="store_false",
                         help="fast loop with the default NCHW memory format")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the markdown table")
+    parser.add_argument("--no-d2l", dest="d2l", action="store_false",
+                        help="skip the d2l loop (quick runs; prints, writes no table)")
     return parser.parse_args(argv)
 
 
@@ -126,8 +136,57 @@ def run_convbook(args: argparse.Namespace, device: torch.device) -> dict:
     for row in history.itertuples():
         print(f"  fast  epoch {row.epoch}: loss {row.train_loss:.4f}, train acc "
               f"{row.train_acc:.4f}, test acc {row.val_acc:.4f}", flush=True)
+    examples = args.epochs * train.dataset_size
+    pass_s = float((train.dataset_size / history["examples_per_s"]).sum())
     return {"load_s": load_s, "train_s": train_s, "test_acc": float(history["val_acc"].iloc[-1]),
-            "examples": args.epochs * train.dataset_size}
+            "examples": examples, "pass_examples_per_s": examples / pass_s}
+
+
+def fractions(fast: dict, limit: dict) -> str:
+    """``fit``'s throughput as a fraction of the limit, training passes alone and overall."""
+    passes = fast["pass_examples_per_s"] / limit["examples_per_s"]
+    overall = fast["examples"] / fast["train_s"] / limit["examples_per_s"]
+    return (f"Limit (bare steps on one resident batch): {limit['examples_per_s']:,.0f} "
+            f"examples/s ({limit['ms_per_step']:.2f} ms per step). `fit` reaches "
+            f"**{passes:.0%}** of it over its training passes and {overall:.0%} over its "
+            "whole wall time, test-set evaluation after every epoch included.")
+
+
+def ceiling_steps(net: nn.Module, X: torch.Tensor, y: torch.Tensor, steps: int, lr: float,
+                  amp: bool, device: torch.device) -> float:
+    """Seconds for ``steps`` bare SGD steps on the resident batch ``(X, y)``."""
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    precision = torch.autocast(device.type, dtype=dtype) if amp else contextlib.nullcontext()
+    net.train()
+    start = 0.0
+    for step in range(steps + 5):  # the first 5 steps warm up kernels and caches
+        if step == 5:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+        with precision:
+            loss = loss_fn(net(X), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def run_ceiling(args: argparse.Namespace, device: torch.device) -> dict:
+    """(c): as many bare steps as one epoch of ``fit`` has, on its first batch, kept resident."""
+    train, _ = cb.data.fashion_mnist_loaders(args.batch_size, fast=True, device=device)
+    X, y = (t.clone() for t in next(iter(train)))
+    net = new_lenet(args.seed).to(device)
+    if args.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    steps = len(train)
+    seconds = ceiling_steps(net, X, y, steps, args.lr, args.amp, device)
+    print(f"  limit: {1000 * seconds / steps:.2f} ms per step of {len(y)} examples", flush=True)
+    return {"examples_per_s": steps * len(y) / seconds, "ms_per_step": 1000 * seconds / steps}
 
 
 def machine(device: torch.device) -> str:
@@ -144,7 +203,8 @@ def machine(device: torch.device) -> str:
     return text + f"; torch {torch.__version__}, Python {platform.python_version()}"
 
 
-def markdown(args, device: torch.device, d2l: dict, fast: dict, command: str) -> str:
+def markdown(args, device: torch.device, d2l: dict, fast: dict, limit: dict,
+             command: str) -> str:
     """The results table that speed.md includes."""
     fast_name = "convbook: TensorLoader + `fit`"
     extras = [name for name, on in (("mixed precision", args.amp),
@@ -166,6 +226,8 @@ def markdown(args, device: torch.device, d2l: dict, fast: dict, command: str) ->
         f"Speed-up: **{ratio:.1f}×** in examples per second; test accuracy difference "
         f"{100 * (fast['test_acc'] - d2l['test_acc']):+.1f} points.",
         "",
+        fractions(fast, limit),
+        "",
         f"Machine: {machine(device)}. Measured "
         f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} with `{command}`.",
         "",
@@ -177,12 +239,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device) if args.device else cb.best_device()
-    print(f"LeNet on Fashion-MNIST, {args.epochs} epoch(s) on {device}: the d2l loop", flush=True)
-    d2l = run_d2l(args, device)
-    print("... and convbook's loop", flush=True)
+    print(f"LeNet on Fashion-MNIST, {args.epochs} epoch(s) on {device}", flush=True)
+    d2l = run_d2l(args, device) if args.d2l else None
+    print("convbook's loop", flush=True)
     fast = run_convbook(args, device)
+    print("the limit: bare steps on one resident batch", flush=True)
+    limit = run_ceiling(args, device)
+    if d2l is None:
+        print(fractions(fast, limit))
+        return
     command = shlex.join(["python", "benchmarks/lenet_speed.py", *sys.argv[1:]])
-    table = markdown(args, device, d2l, fast, command)
+    table = markdown(args, device, d2l, fast, limit, command)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"lenet_speed_{device.type}.md"
     path.write_text(table)

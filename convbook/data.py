@@ -155,9 +155,11 @@ class TensorLoader:
     The shuffling generator is seeded once from ``seed``, so each epoch gets a new
     permutation and a re-run gets the same sequence. ``transform`` (e.g. augmentation
     or :func:`normalize`) is applied to every image batch on the device.
-    ``device=None`` keeps the tensors where they are. Shuffling gathers one permuted
-    copy of the data per epoch; unshuffled batches are views of the stored tensors, so
-    do not modify batches in place.
+    ``device=None`` keeps the tensors where they are. A shuffled batch is gathered from
+    the stored tensors when it is needed, so it is still in the CPU's cache when the model
+    reads it (cheaper than one permuted copy of the whole dataset per epoch, and no second
+    copy on a GPU); unshuffled batches are views of the stored tensors, so do not modify
+    batches in place.
     """
 
     def __init__(
@@ -208,19 +210,21 @@ class TensorLoader:
         return math.ceil(self.dataset_size / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        images, labels = self.images, self.labels
+        order = None
         if self.shuffle:
-            # The permutation is drawn on the CPU (the same order on every device) and
-            # applied in one gather per epoch: far cheaper than one gather per batch.
+            # Drawn on the CPU, so every device sees the same order for the same seed.
             order = torch.randperm(self.dataset_size, generator=self.generator)
             order = order.to(self.device)
-            images, labels = images.index_select(0, order), labels.index_select(0, order)
         for i in range(len(self)):
             start, stop = i * self.batch_size, (i + 1) * self.batch_size
-            X = images[start:stop]
+            if order is None:
+                X, y = self.images[start:stop], self.labels[start:stop]
+            else:
+                rows = order[start:stop]
+                X, y = self.images.index_select(0, rows), self.labels.index_select(0, rows)
             if self.transform is not None:
                 X = self.transform(X)
-            yield X, labels[start:stop]
+            yield X, y
 
 
 def random_crop_flip(
