@@ -60,6 +60,7 @@ execute: $(STAMP)
 	    --execute --inplace --ExecutePreprocessor.record_timing=False \
 	    --ExecutePreprocessor.timeout=1200 --ExecutePreprocessor.extra_arguments='["--ext=figure_alt"]' \
 	    $$nb || exit 1; \
+	  $(PY) scripts/merge_streams.py $$nb || exit 1; \
 	done
 
 book: $(STAMP)
