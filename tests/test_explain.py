@@ -83,6 +83,9 @@ def test_explanations_use_eval_mode_restore_the_mode_and_leave_grads_alone():
     assert not evaluated.training
 
 
+ROUNDING = 1e-6  # far below any real drop in probability (> 0.04 here)
+
+
 def _p0(model, x):
     with torch.no_grad():
         return model.eval()(x).softmax(1)[:, 0]
@@ -97,7 +100,9 @@ def test_occlusion_with_aligned_patches_is_the_probability_drop_on_the_quadrant_
     drop = (_p0(model, image[None]) - _p0(model, hidden[None])).item()
     assert drop > 0.1
     torch.testing.assert_close(heat[QUADRANT], torch.full((4, 4), drop))
-    assert heat[~_quadrant_mask()].eq(0).all()
+    # Off the quadrant the model's logits do not change; batched and single forward passes
+    # may still round the probability differently in its last bit (float32 ulp ~ 6e-8).
+    assert heat[~_quadrant_mask()].abs().max() < ROUNDING
 
 
 def test_occlusion_with_overlapping_patches_is_zero_where_no_patch_touches_the_quadrant():
@@ -107,7 +112,7 @@ def test_occlusion_with_overlapping_patches_is_zero_where_no_patch_touches_the_q
     assert heat.shape == (2, SIZE, SIZE)
     touched = torch.zeros(SIZE, SIZE, dtype=torch.bool)
     touched[:6, :6] = True  # patches start at 0, 2, 4; only those at 0 and 2 reach rows 0-3
-    assert (heat[:, touched] > 0).all() and heat[:, ~touched].eq(0).all()
+    assert (heat[:, touched] > ROUNDING).all() and heat[:, ~touched].abs().max() < ROUNDING
     for n in range(2):
         torch.testing.assert_close(explain.occlusion(model, images[n], target=0, patch=4,
                                                      stride=2), heat[n])
