@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import glob
 import math
+import platform
 import pickle
 import random
 import time
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -88,11 +90,42 @@ def _make_optimizer(
     return torch.optim.SGD(model.parameters(), lr=lr)
 
 
-def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
-    """Mixed precision when asked: fp16 on CUDA (with a GradScaler), bf16 elsewhere."""
+def cpu_has_native_bfloat16() -> bool:
+    """Whether this CPU does bfloat16 arithmetic in hardware (AVX-512 BF16 or AMX on x86).
+
+    Without it (e.g. AVX2-only AMD EPYC or older Intel), PyTorch emulates bfloat16 and an
+    autocast training step runs several times *slower* than in float32 (speed.md). Non-x86
+    CPUs are assumed to have it, as PyTorch's autocast does.
+    """
+    if platform.machine().lower() not in {"x86_64", "amd64", "i386", "i686"}:
+        return True
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def _amp_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
+    """The autocast dtype ``fit(amp=...)`` uses on ``device``, or None for float32.
+
+    fp16 on CUDA (with a GradScaler); bf16 on a CPU that computes it natively; float32,
+    with a warning, on a CPU that would only emulate it.
+    """
     if not amp:
+        return None
+    if device.type == "cuda":
+        return torch.float16
+    if device.type == "cpu" and not cpu_has_native_bfloat16():
+        warnings.warn(
+            "amp=True: this CPU has no native bfloat16 (AVX-512 BF16/AMX), where autocast "
+            "is several times slower than float32; training in float32 instead",
+            stacklevel=3,
+        )
+        return None
+    return torch.bfloat16
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Autocast to ``dtype`` (from :func:`_amp_dtype`), or nothing for float32."""
+    if dtype is None:
         return contextlib.nullcontext()
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
@@ -150,7 +183,7 @@ def _train_epoch(
     scheduler: Any,
     scaler: torch.amp.GradScaler | None,
     device: torch.device,
-    amp: bool,
+    amp_dtype: torch.dtype | None,
     epoch: int,
     log_every: int | None,
     verbose: bool,
@@ -162,7 +195,7 @@ def _train_epoch(
     correct = torch.zeros((), dtype=torch.int64, device=device)
     for i, (X, labels) in enumerate(loader):
         X, y = _to_device(X, labels, device)
-        with _autocast(device, amp):
+        with _autocast(device, amp_dtype):
             logits = model(X)
             _check_labels(labels, logits, f"epoch {epoch}, train_data batch {i + 1}")
             loss = loss_fn(logits, y)
@@ -192,7 +225,8 @@ def _train_epoch(
 
 
 def _evaluate(
-    model: nn.Module, data: Iterable, loss_fn: nn.Module, device: torch.device, amp: bool,
+    model: nn.Module, data: Iterable, loss_fn: nn.Module, device: torch.device,
+    amp_dtype: torch.dtype | None,
     name: str = "data",
 ) -> tuple[dict[str, float], int | None]:
     """Mean loss and accuracy over ``data``; sums stay on the device until the end.
@@ -206,7 +240,7 @@ def _evaluate(
     correct = torch.zeros((), dtype=torch.int64, device=device)
     losses = []
     n = 0
-    with torch.no_grad(), _autocast(device, amp):
+    with torch.no_grad(), _autocast(device, amp_dtype):
         for i, (X, labels) in enumerate(data):
             X, y = _to_device(X, labels, device)
             logits = model(X)
@@ -265,7 +299,9 @@ def fit(
     ``train_data`` and ``val_data`` yield ``(X, y)`` batches: a ``convbook.data.TensorLoader``
     or a ``torch.utils.data.DataLoader``. Pass an ``optimizer`` or an ``lr`` for plain SGD.
     ``scheduler`` is stepped after every batch (e.g. ``OneCycleLR``). ``amp=True`` trains in
-    mixed precision (bf16 on the CPU, fp16 with a ``GradScaler`` on CUDA). ``device=None``
+    mixed precision: fp16 with a ``GradScaler`` on CUDA, bf16 on a CPU with native bfloat16
+    (:func:`cpu_has_native_bfloat16`); elsewhere it warns and stays in float32, which is
+    faster there. ``device=None``
     picks :func:`best_device`; the model is moved there.
 
     Returns one row per epoch: ``epoch, train_loss, train_acc, val_loss, val_acc, seconds,
@@ -287,7 +323,8 @@ def fit(
     model.to(device)
     optimizer = _make_optimizer(model, optimizer, lr)
     loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
-    scaler = torch.amp.GradScaler("cuda") if amp and device.type == "cuda" else None
+    amp_dtype = _amp_dtype(device, amp)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     rows: list[dict[str, float]] = []
     global _last_rows
     _last_rows = rows
@@ -295,7 +332,7 @@ def fit(
         for epoch in range(1, epochs + 1):
             rows.append(_fit_epoch(
                 model, train_data, val_data, optimizer, loss_fn, scheduler, scaler, device,
-                amp, epoch, epochs, log_every, verbose,
+                amp_dtype, epoch, epochs, log_every, verbose,
             ))
     except KeyboardInterrupt as interrupt:
         interrupt.history = last_history()
@@ -309,19 +346,20 @@ def fit(
 def _fit_epoch(
     model: nn.Module, train_data: Iterable, val_data: Iterable | None,
     optimizer: torch.optim.Optimizer, loss_fn: nn.Module, scheduler: Any,
-    scaler: torch.amp.GradScaler | None, device: torch.device, amp: bool, epoch: int,
+    scaler: torch.amp.GradScaler | None, device: torch.device,
+    amp_dtype: torch.dtype | None, epoch: int,
     epochs: int, log_every: int | None, verbose: bool,
 ) -> dict[str, float]:
     """One epoch of :func:`fit`: train, validate, print the epoch line; return its row."""
     start = time.perf_counter()
     train_loss, train_acc, n = _train_epoch(
-        model, train_data, optimizer, loss_fn, scheduler, scaler, device, amp, epoch,
+        model, train_data, optimizer, loss_fn, scheduler, scaler, device, amp_dtype, epoch,
         log_every, verbose,
     )
     train_seconds = time.perf_counter() - start
     val, bad_val_batch = {"loss": math.nan, "accuracy": math.nan}, None
     if val_data is not None:
-        val, bad_val_batch = _evaluate(model, val_data, loss_fn, device, amp, "val_data")
+        val, bad_val_batch = _evaluate(model, val_data, loss_fn, device, amp_dtype, "val_data")
     row = {
         "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
         "val_loss": val["loss"], "val_acc": val["accuracy"],
@@ -360,7 +398,7 @@ def evaluate(
     device = _model_device(model) if device is None else torch.device(device)
     model.to(device)
     loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
-    return _evaluate(model, data, loss_fn, device, amp=False)[0]
+    return _evaluate(model, data, loss_fn, device, amp_dtype=None)[0]
 
 
 def _image_batches(data_or_images: Tensor | Iterable, batch_size: int) -> Iterable[Tensor]:

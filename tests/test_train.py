@@ -71,7 +71,45 @@ def test_fit_learns_with_tensor_loader():
     assert history["val_acc"].iloc[-1] >= 0.85
 
 
-def test_fit_with_adam_and_bf16_autocast_learns():
+def _dtype_seen_by_first_layer(model, monkeypatch, native_bf16):
+    """Train one epoch with amp=True on a CPU said to have (or lack) native bfloat16;
+    return the dtype of the convolution's output."""
+    monkeypatch.setattr(cb.train, "cpu_has_native_bfloat16", lambda: native_bf16)
+    seen = []
+    model[0].register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    train, _ = loaders()
+    fit(model, train, epochs=1, lr=0.1, amp=True, device="cpu", verbose=False)
+    return seen[0]
+
+
+def test_amp_uses_bfloat16_on_a_cpu_that_computes_it_natively(monkeypatch):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # no fallback warning here
+        assert _dtype_seen_by_first_layer(tiny_net(), monkeypatch, True) == torch.bfloat16
+
+
+def test_amp_on_a_cpu_without_native_bfloat16_warns_and_stays_float32(monkeypatch):
+    with pytest.warns(UserWarning, match="no native bfloat16.*training in float32"):
+        dtype = _dtype_seen_by_first_layer(tiny_net(), monkeypatch, False)
+    assert dtype == torch.float32
+
+
+def test_native_bfloat16_detection_matches_the_cpu_flags():
+    import platform
+
+    if platform.machine().lower() not in {"x86_64", "amd64"}:
+        pytest.skip("the flags are x86's")
+    flags = open("/proc/cpuinfo").read().split() if Path("/proc/cpuinfo").exists() else None
+    if flags is None:
+        pytest.skip("no /proc/cpuinfo")
+    expected = "avx512_bf16" in flags or "amx_tile" in flags
+    assert cb.train.cpu_has_native_bfloat16() == expected
+
+
+def test_fit_with_adam_and_bf16_autocast_learns(monkeypatch):
+    monkeypatch.setattr(cb.train, "cpu_has_native_bfloat16", lambda: True)
     cb.seed_everything(0)
     train, val = loaders()
     model = tiny_net()
