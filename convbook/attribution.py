@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from matplotlib.figure import Figure
 
-from .plot import _as_tensor, _caption, _check_labels, _display_range, _subplots
+from .plot import _as_tensor, _caption, _captioned_images, _subplots
 
 __all__ = ["show_attribution"]
 
@@ -36,19 +36,13 @@ def show_attribution(images, maps, *, labels=None, predictions=None,
     when it has negative values, as occlusion maps can. Captions name the prediction, in
     red with the true class when it is wrong (as in :func:`convbook.plot.show_images`).
     """
-    batch = _as_tensor(images, "images", 4, "(N, C, H, W)")
+    batch, pixels, labels, predictions = _captioned_images(
+        images, labels, predictions, class_names, ncols)
     values = _as_tensor(maps, "maps", 3, "(N, H, W)")
     n, channels, h, w = batch.shape
-    if channels not in (1, 3):
-        raise ValueError(f"images must have 1 or 3 channels, got shape {tuple(batch.shape)}")
     if tuple(values.shape) != (n, h, w):
         raise ValueError(f"maps must be (N, H, W) = {(n, h, w)} to match images, got "
                          f"{tuple(values.shape)}")
-    if ncols < 1:
-        raise ValueError(f"ncols must be at least 1, got {ncols}")
-    labels = _check_labels(labels, "labels", n, class_names)
-    predictions = _check_labels(predictions, "predictions", n, class_names)
-    pixels = _display_range(batch).permute(0, 2, 3, 1).numpy()
     ncols = min(ncols, n)
     groups = math.ceil(n / ncols)
     cell = min(1.3, 7.0 / ncols)

@@ -153,6 +153,25 @@ def _check_labels(values, name: str, n: int, class_names) -> list[int] | None:
     return indices
 
 
+def _captioned_images(images, labels, predictions, class_names, ncols: int):
+    """Checked inputs of an image grid with captions (show_images, show_attribution).
+
+    Returns the ``(N, C, H, W)`` tensor, its pixels ``(N, H, W, C)`` ready for ``imshow``
+    and the labels and predictions as lists of class indices (or None).
+    """
+    batch = _as_tensor(images, "images", 4, "(N, C, H, W)")
+    n, channels = batch.shape[:2]
+    if channels not in (1, 3):
+        raise ValueError(f"images must be (N, C, H, W) with C 1 or 3, "
+                         f"got shape {tuple(batch.shape)}")
+    if ncols < 1:
+        raise ValueError(f"ncols must be at least 1, got {ncols}")
+    labels = _check_labels(labels, "labels", n, class_names)
+    predictions = _check_labels(predictions, "predictions", n, class_names)
+    pixels = _display_range(batch).permute(0, 2, 3, 1).numpy()
+    return batch, pixels, labels, predictions
+
+
 def _class_name(index: int, class_names: Sequence[str] | None) -> str:
     return class_names[index] if class_names is not None else str(index)
 
@@ -176,16 +195,9 @@ def show_images(images, labels=None, *, class_names: Sequence[str] | None = None
     ``predictions`` are class indices, named through ``class_names`` when given. A wrong
     prediction's caption is red and also names the true class.
     """
-    batch = _as_tensor(images, "images", 4, "(N, C, H, W)")
+    batch, pixels, labels, predictions = _captioned_images(
+        images, labels, predictions, class_names, ncols)
     n, channels = batch.shape[:2]
-    if channels not in (1, 3):
-        raise ValueError(f"images must be (N, C, H, W) with C 1 or 3, "
-                         f"got shape {tuple(batch.shape)}")
-    if ncols < 1:
-        raise ValueError(f"ncols must be at least 1, got {ncols}")
-    labels = _check_labels(labels, "labels", n, class_names)
-    predictions = _check_labels(predictions, "predictions", n, class_names)
-    pixels = _display_range(batch).permute(0, 2, 3, 1).numpy()
     captions = labels is not None or predictions is not None
     fig, axes = _grid(n, ncols, cell=1.2, row_height=1.45 if captions else 1.05)
     for index, ax in enumerate(axes):
