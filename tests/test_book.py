@@ -28,7 +28,7 @@ DROPDOWN = re.compile(r"^\s*(`{3,}|:{3,})\{dropdown\}", re.MULTILINE)
 BIB_KEYS = {
     "lecun1998gradient", "xiao2017fashion", "krizhevsky2009learning", "lecun1998mnist",
     "zhang2023dive", "ioffe2015batch", "kingma2015adam", "he2016deep", "smith2019super",
-    "simonyan2014deep", "zeiler2014visualizing",
+    "simonyan2014deep", "zeiler2014visualizing", "sharma2019cnn",
 }
 
 
