@@ -122,7 +122,9 @@ def _amp_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
     return torch.bfloat16
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+def _autocast(
+    device: torch.device, dtype: torch.dtype | None,
+) -> contextlib.AbstractContextManager:
     """Autocast to ``dtype`` (from :func:`_amp_dtype`), or nothing for float32."""
     if dtype is None:
         return contextlib.nullcontext()
@@ -301,8 +303,7 @@ def fit(
     ``scheduler`` is stepped after every batch (e.g. ``OneCycleLR``). ``amp=True`` trains in
     mixed precision: fp16 with a ``GradScaler`` on CUDA, bf16 on a CPU with native bfloat16
     (:func:`cpu_has_native_bfloat16`); elsewhere it warns and stays in float32, which is
-    faster there. ``device=None``
-    picks :func:`best_device`; the model is moved there.
+    faster there. ``device=None`` picks :func:`best_device`; the model is moved there.
 
     Returns one row per epoch: ``epoch, train_loss, train_acc, val_loss, val_acc, seconds,
     examples_per_s``. ``seconds`` is the epoch's wall time including validation;

@@ -1,7 +1,9 @@
 """Tests of convbook.train: the loop learns, reports in the masked format, fails loudly."""
 import configparser
 import math
+import platform
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -83,8 +85,6 @@ def _dtype_seen_by_first_layer(model, monkeypatch, native_bf16):
 
 
 def test_amp_uses_bfloat16_on_a_cpu_that_computes_it_natively(monkeypatch):
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("error")   # no fallback warning here
         assert _dtype_seen_by_first_layer(tiny_net(), monkeypatch, True) == torch.bfloat16
@@ -97,13 +97,10 @@ def test_amp_on_a_cpu_without_native_bfloat16_warns_and_stays_float32(monkeypatc
 
 
 def test_native_bfloat16_detection_matches_the_cpu_flags():
-    import platform
-
-    if platform.machine().lower() not in {"x86_64", "amd64"}:
-        pytest.skip("the flags are x86's")
-    flags = open("/proc/cpuinfo").read().split() if Path("/proc/cpuinfo").exists() else None
-    if flags is None:
-        pytest.skip("no /proc/cpuinfo")
+    cpuinfo = Path("/proc/cpuinfo")
+    if platform.machine().lower() not in {"x86_64", "amd64"} or not cpuinfo.exists():
+        pytest.skip("the flags are x86 Linux's")
+    flags = cpuinfo.read_text().split()
     expected = "avx512_bf16" in flags or "amx_tile" in flags
     assert cb.train.cpu_has_native_bfloat16() == expected
 
