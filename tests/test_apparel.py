@@ -1,6 +1,8 @@
 """convbook.apparel: the competition folder and the leaderboard scorer, on real labels."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -158,3 +160,19 @@ def test_unreadable_submission_files_are_named(tmp_path, content):
     with pytest.raises(ValueError, match="not a readable CSV") as caught:
         apparel.score_submission(path)
     assert str(path) in str(caught.value)
+
+
+def test_a_second_writer_waits_for_the_first(tmp_path):
+    """Chapters 7 and 8 may call write_competition at once (make test runs them side by
+    side): the second must not check or rewrite the folder while the first holds it."""
+    folder = tmp_path / "comp"
+    done = threading.Event()
+    with apparel._exclusive(folder):          # as a first writer still at work
+        writer = threading.Thread(
+            target=lambda: (apparel.write_competition(folder, n_train=20), done.set()))
+        writer.start()
+        assert not done.wait(1.0), "the second writer did not wait for the lock"
+        assert not (folder / "train").exists(), "it wrote while the first held the lock"
+    writer.join(timeout=120)
+    assert done.is_set() and (folder / ".complete").exists()
+    assert pd.read_csv(folder / "train.csv")["id"].tolist() == list(range(1, 21))
