@@ -1,4 +1,4 @@
-"""convbook.attribution — attribution maps drawn over their images (chapter 8).
+"""convbook.attribution — attribution maps drawn over their images (chapter 9).
 
 ``show_attribution`` shows each image above the same image with a map from
 :mod:`convbook.explain` (saliency, occlusion) laid over it, captioned with the true and
@@ -28,7 +28,7 @@ def _overlay_limits(values: torch.Tensor) -> tuple[str, float, float]:
 def show_attribution(images, maps, *, labels=None, predictions=None,
                      class_names: Sequence[str] | None = None, map_name: str = "attribution",
                      ncols: int = 8, title: str | None = None) -> Figure:
-    """Each image, and below it the image with its attribution map laid over (chapter 8).
+    """Each image, and below it the image with its attribution map laid over (chapter 9).
 
     ``images`` is ``(N, C, H, W)`` (C 1 or 3) and ``maps`` ``(N, H, W)``, e.g. from
     ``cb.explain.saliency`` or ``cb.explain.occlusion``. Each map gets its own colour

@@ -58,7 +58,7 @@ _CLASSES = {
     "cifar10": datasets.CIFAR10,
 }
 
-#: Seed of the fixed 48,000/6,000/6,000 CIFAR-10 split used throughout chapter 9.
+#: Seed of the fixed 48,000/6,000/6,000 CIFAR-10 split used throughout chapter 10.
 CIFAR10_SPLIT_SEED = 0
 
 
@@ -236,7 +236,7 @@ def random_crop_flip(
     direction (a random crop of the zero-padded image) and half of them, at random, are
     mirrored left-right. ``padding=0`` only mirrors. Random numbers come from ``generator``
     (a CPU ``torch.Generator``), or from torch's global one when it is ``None``. Pass it as a
-    :class:`TensorLoader` ``transform``; chapters 7 and 9 explain why it helps.
+    :class:`TensorLoader` ``transform``; chapters 8 and 10 explain why it helps.
     """
     if images.dim() != 4:
         raise ValueError(f"images must be 4-D (N, C, H, W), got shape {tuple(images.shape)}")
@@ -316,7 +316,7 @@ def cifar10_split(
     root: str | Path | None = None,
     download: bool | None = None,
 ) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
-    """CIFAR-10's 60,000 images merged and split 80/10/10 as in the tutorial of chapter 9.
+    """CIFAR-10's 60,000 images merged and split 80/10/10 as in the tutorial of chapter 10.
 
     Returns ``((Xtr, ytr), (Xval, yval), (Xte, yte))`` with 48,000/6,000/6,000 examples,
     picked by a ``torch.Generator`` permutation seeded with ``seed`` (default 0), so the

@@ -1,4 +1,4 @@
-"""convbook.explain — which pixels a trained classifier's decision depends on (chapter 8).
+"""convbook.explain — which pixels a trained classifier's decision depends on (chapter 9).
 
 Two standard attribution maps, each ``(H, W)`` per image, larger meaning "matters more":
 
@@ -81,7 +81,7 @@ class _EvalMode:
 
 
 def saliency(model: nn.Module, images: torch.Tensor, target=None) -> torch.Tensor:
-    """Gradient saliency: ``|d score[target] / d pixel|``, maximum over channels (chapter 8).
+    """Gradient saliency: ``|d score[target] / d pixel|``, maximum over channels (chapter 9).
 
     ``images`` is ``(N, C, H, W)`` (or one ``(C, H, W)`` image); ``target`` is None (each
     image's predicted class), one class index for all, or one per image. Returns a CPU
@@ -107,7 +107,7 @@ def _corners(size: int, patch: int, stride: int) -> list[int]:
 def occlusion(model: nn.Module, image: torch.Tensor, target=None, *,
               patch: IntOrPair = 4, stride: IntOrPair = 2, fill: float = 0.0,
               batch_size: int = 256) -> torch.Tensor:
-    """Occlusion sensitivity: the drop in the target's probability per pixel (chapter 8).
+    """Occlusion sensitivity: the drop in the target's probability per pixel (chapter 9).
 
     A ``patch``-sized square of every channel is set to ``fill`` at positions ``stride``
     apart (the last flush with the border), and the model's softmax probability of

@@ -134,7 +134,7 @@ class ApparelCNN(nn.Module):
 
 
 class ConvNet(nn.Module):
-    """The MNIST tutorial's ``ConvNet``: chapter 8.
+    """The MNIST tutorial's ``ConvNet``: chapter 9.
 
     Two unpadded 3×3 convolutions (10 then 5 channels) shrink 28×28 to 24×24, so the
     flattened features number 24·24·5 = 2880; three linear layers (64, 32, 10) follow.
@@ -158,7 +158,7 @@ class ConvNet(nn.Module):
 
 
 class CifarNet(nn.Module):
-    """The CIFAR-10 tutorial's ``Net``: chapter 9's baseline (53 % in the tutorial).
+    """The CIFAR-10 tutorial's ``Net``: chapter 10's baseline (53 % in the tutorial).
 
     conv 3→6 (5×5), ReLU, 2×2 max pool, conv 6→16 (5×5), ReLU, 2×2 max pool, flatten to
     16·5·5 = 400 features and one linear layer to 10 logits. Unlike PyTorch's own CIFAR-10
@@ -189,7 +189,7 @@ def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
 
 
 class SmallCNN(nn.Module):
-    """The course's stronger small CNN: chapters 7 (Fashion-MNIST) and 9 (CIFAR-10).
+    """The course's stronger small CNN: chapters 8 (Fashion-MNIST) and 10 (CIFAR-10).
 
     Three stages at widths ``width``, ``2·width``, ``4·width`` with 2×2 max pooling
     between them; stage 1 has one conv–BN–ReLU block (it runs at full resolution, where
@@ -200,9 +200,10 @@ class SmallCNN(nn.Module):
     Sized for a 2-core CPU. One forward+backward pass of a 256-image Fashion-MNIST batch
     costs about 190 ms of CPU time at ``width=16`` and 550 ms at ``width=32`` in float32;
     ``channels_last`` memory and bfloat16 autocast (``fit(..., amp=True)``) cut that to
-    about 85 ms and 220 ms on CPUs with bf16 instructions (speed.md). With both, six epochs
-    of one-cycle AdamW at ``width=16`` reach 0.92 Fashion-MNIST test accuracy for about
-    two minutes of CPU time.
+    about 85 ms and 220 ms on CPUs with bf16 instructions (speed.md). In float32 and
+    channels-last, six epochs of one-cycle AdamW at ``width=16`` reach about 0.92
+    Fashion-MNIST test accuracy in a little over three minutes on a 2-core AVX2 CPU
+    (chapter 8).
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32) -> None:

@@ -297,7 +297,7 @@ def plot_history(history: pd.DataFrame, title: str | None = None) -> Figure:
     """Loss and accuracy per epoch from the DataFrame ``convbook.train.fit`` returns.
 
     Needs the columns ``epoch``, ``train_loss`` and ``train_acc``; ``val_loss`` and
-    ``val_acc`` are drawn dashed when present and not all NaN (chapters 6–9).
+    ``val_acc`` are drawn dashed when present and not all NaN (chapters 6–10).
     """
     if not isinstance(history, pd.DataFrame):
         raise TypeError(f"history must be a pandas DataFrame, got {type(history).__name__}")
@@ -317,7 +317,7 @@ def confusion_matrix(y_true, y_pred, num_classes: int) -> torch.Tensor:
     """Counts of (true class, predicted class) pairs: an int64 ``(num_classes, num_classes)``.
 
     Row ``i`` holds the examples whose true class is ``i``; column ``j`` those predicted as
-    ``j``, so the diagonal counts correct predictions (chapters 7–9).
+    ``j``, so the diagonal counts correct predictions (chapters 8–10).
     """
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
@@ -362,7 +362,7 @@ def plot_confusion_matrix(cm, class_names: Sequence[str], title: str | None = No
     ``normalize`` as in scikit-learn: ``"true"`` divides each row by its class's size (the
     diagonal is then each class's recall), ``"pred"`` each column, ``"all"`` everything.
     Counts are written as integers, fractions with two decimals, so an already
-    normalised float matrix can be passed too (chapters 7-9).
+    normalised float matrix can be passed too (chapters 8–10).
     """
     if normalize not in (None, *_NORMALIZE_LABELS):
         raise ValueError(f"normalize must be None, 'true', 'pred' or 'all', got {normalize!r}")
@@ -410,7 +410,7 @@ def _shape_text(shape: tuple[int, ...]) -> str:
 
 
 def plot_architecture(model, input_shape: Sequence[int], title: str | None = None) -> Figure:
-    """A top-down box diagram of a model's layers with their output shapes (chapters 6, 7, 9).
+    """A top-down box diagram of a model's layers with their output shapes (chapters 6 and 10).
 
     One box per row of :func:`convbook.models.layer_table`, coloured by kind (convolution,
     pooling, normalisation, activation, linear); beside each box its output shape (batch

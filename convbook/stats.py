@@ -2,7 +2,7 @@
 
 An accuracy of 0.9150 on 6,000 test images is one draw: another 6,000 images from the same
 distribution would give a slightly different number. Every chapter that compares two
-accuracies (chapter 1's MLP and CNN, chapter 6's ablation, chapters 7 and 9's augmentation
+accuracies (chapter 1's MLP and CNN, chapter 6's ablation, chapters 8 and 10's augmentation
 runs) prints their 95 % intervals with these helpers, and calls a difference whose own
 interval contains zero "no measurable difference" rather than a win.
 
