@@ -233,10 +233,11 @@ def random_crop_flip(
     """Data augmentation for a whole batch at once, on the batch's own device.
 
     Each image of ``images`` (N, C, H, W) is shifted by up to ``padding`` pixels in each
-    direction (a random crop of the zero-padded image) and half of them, at random, are
+    direction (a random crop of the zero-padded image) and each is, with probability 1/2,
     mirrored left-right. ``padding=0`` only mirrors. Random numbers come from ``generator``
     (a CPU ``torch.Generator``), or from torch's global one when it is ``None``. Pass it as a
-    :class:`TensorLoader` ``transform``; chapters 8 and 10 explain why it helps.
+    :class:`TensorLoader` ``transform``. Chapter 10 uses it on CIFAR-10; chapter 8 checks
+    whether flips suit Fashion-MNIST (its shoes face one way).
     """
     if images.dim() != 4:
         raise ValueError(f"images must be 4-D (N, C, H, W), got shape {tuple(images.shape)}")

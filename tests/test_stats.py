@@ -70,3 +70,55 @@ def test_format_interval():
 def test_bad_input_is_refused_with_a_specific_message(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_the_examples_in_the_docstrings_are_what_the_functions_return():
+    import doctest
+    assert doctest.testmod(cb.stats).failed == 0
+
+
+def test_paired_interval_by_hand():
+    # 30 examples only A gets right, 10 only B, 960 both: difference 0.02,
+    # standard error sqrt(40 - 20**2 / 1000) / 1000.
+    a = np.array([True] * 30 + [False] * 10 + [True] * 960)
+    b = np.array([False] * 30 + [True] * 10 + [True] * 960)
+    half = 1.959964 * np.sqrt(40 - 400 / 1000) / 1000
+    low, high = cb.stats.paired_difference_interval(a, b)
+    assert low == pytest.approx(0.02 - half, abs=1e-6)
+    assert high == pytest.approx(0.02 + half, abs=1e-6)
+    assert cb.stats.paired_difference_interval(b, a) == pytest.approx((-high, -low))
+
+
+def test_paired_is_narrower_than_unpaired_for_models_that_mostly_agree():
+    rng = np.random.default_rng(0)
+    a = rng.random(6000) < 0.85
+    b = a.copy()
+    b[rng.choice(6000, 150, replace=False)] ^= True        # disagree on 150 images
+    paired = cb.stats.paired_difference_interval(a, b)
+    unpaired = cb.stats.difference_interval(a.mean(), 6000, b.mean(), 6000)
+    assert paired[1] - paired[0] < 0.5 * (unpaired[1] - unpaired[0])
+
+
+def test_paired_interval_covers_the_true_difference_about_95_percent_of_the_time():
+    # Two correlated models: A right with probability 0.80, B agrees with A except on
+    # disagreements drawn so that B's accuracy is 0.78.
+    rng = np.random.default_rng(1)
+    n, runs, covered = 2000, 1000, 0
+    for _ in range(runs):
+        u = rng.random(n)
+        a = u < 0.80
+        b = (u < 0.75) | ((u >= 0.80) & (u < 0.83))
+        low, high = cb.stats.paired_difference_interval(a, b)
+        covered += low <= 0.02 <= high
+    assert 0.93 < covered / runs < 0.97
+
+
+@pytest.mark.parametrize("a, b, message", [
+    ([1, 0, 1], [1, 1, 1], "must be a non-empty 1-D sequence of booleans"),
+    ([True, False], [True], "must score the same examples"),
+    ([], [], "non-empty"),
+    ([True] * 20 + [False] * 5, [True] * 25, "disagree on only 5 of 25 examples"),
+])
+def test_paired_interval_refuses_bad_input(a, b, message):
+    with pytest.raises(ValueError, match=message):
+        cb.stats.paired_difference_interval(a, b)
