@@ -44,11 +44,20 @@ system-deps:
 # once into the cache; when none works it says what to do and make stops here.
 DATA_SETUP := $(PY) scripts/data_setup.py
 
-# Unit tests of convbook, then every chapter re-executed and compared by nbval.
-# The tests themselves never download (CONVBOOK_OFFLINE=1).
+# Every chapter re-executed and compared by nbval, and the unit tests of convbook.
+# The tests themselves never download (CONVBOOK_OFFLINE=1). TEST_WORKERS processes
+# (pytest-xdist) run test files side by side, each file (a chapter's cells, a test
+# module) whole on one worker and in order; one thread per worker, so two workers share
+# two cores without fighting over them. TEST_WORKERS=1 runs everything in one process.
+TEST_WORKERS ?= 2
+ifeq ($(TEST_WORKERS),1)
+PYTEST_RUN := $(PY) -m pytest
+else
+PYTEST_RUN := OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope
+endif
 test: $(STAMP)
 	$(DATA_SETUP)
-	CONVBOOK_OFFLINE=1 $(PY) -m pytest
+	CONVBOOK_OFFLINE=1 $(PYTEST_RUN)
 
 unit: $(STAMP)
 	$(DATA_SETUP)
