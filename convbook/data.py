@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from . import sources
+from .reproduce import generator
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
@@ -152,7 +153,8 @@ class TensorLoader:
 
     A drop-in for ``DataLoader`` when the whole dataset fits in memory: no per-sample
     Python, no worker processes and, on a GPU, no host-device copy or sync per batch.
-    The shuffling generator is seeded once from ``seed``, so each epoch gets a new
+    The shuffling generator is seeded once from ``seed`` (plus ``$CONVBOOK_SEED_SHIFT``,
+    :func:`convbook.reproduce.seed`), so each epoch gets a new
     permutation and a re-run gets the same sequence. ``transform`` (e.g. augmentation
     or :func:`normalize`) is applied to every image batch on the device.
     ``device=None`` keeps the tensors where they are. A shuffled batch is gathered from
@@ -193,7 +195,7 @@ class TensorLoader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.transform = transform
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = generator(seed)
 
     @property
     def dataset_size(self) -> int:
@@ -306,7 +308,7 @@ def train_val_split(
     n_val = round(n * val_fraction)
     if not 0 < n_val < n:
         raise ValueError(f"val_fraction={val_fraction} of {n} examples leaves an empty split")
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    order = torch.randperm(n, generator=generator(seed))
     val, train = order[:n_val].to(images.device), order[n_val:].to(images.device)
     return images[train], labels[train], images[val], labels[val]
 
@@ -320,13 +322,13 @@ def cifar10_split(
     """CIFAR-10's 60,000 images merged and split 80/10/10 as in the tutorial of chapter 10.
 
     Returns ``((Xtr, ytr), (Xval, yval), (Xte, yte))`` with 48,000/6,000/6,000 examples,
-    picked by a ``torch.Generator`` permutation seeded with ``seed`` (default 0), so the
-    split is the same on every machine.
+    picked by a ``torch.Generator`` permutation seeded with ``seed`` (default 0, plus
+    ``$CONVBOOK_SEED_SHIFT``), so the split is the same on every machine.
     """
     train = _raw_tensors("cifar10", True, root=root, download=download)
     test = _raw_tensors("cifar10", False, root=root, download=download)
     pixels = torch.cat([train[0], test[0]])  # uint8 until split: a quarter of the memory
     labels = torch.cat([train[1], test[1]])
-    order = torch.randperm(labels.shape[0], generator=torch.Generator().manual_seed(seed))
+    order = torch.randperm(labels.shape[0], generator=generator(seed))
     parts = order[:48_000], order[48_000:54_000], order[54_000:]
     return tuple((_to_float(pixels[idx]), labels[idx]) for idx in parts)

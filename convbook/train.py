@@ -13,7 +13,6 @@ import glob
 import math
 import platform
 import pickle
-import random
 import time
 import warnings
 from collections.abc import Iterable
@@ -40,19 +39,6 @@ def best_device() -> torch.device:
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and PyTorch's (CPU and CUDA) generators.
-
-    Returns ``None`` so that a chapter's seeding cell prints nothing.
-    """
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    torch.cuda.manual_seed_all(seed)
 
 
 def _resolve_device(device: torch.device | str | None) -> torch.device:

@@ -279,15 +279,6 @@ def test_predict_rejects_bad_input():
         predict(tiny_net(), torch.zeros(2, 1, 8, 8), batch_size=0)
 
 
-def test_seed_everything_returns_none_and_reproduces_draws():
-    assert cb.seed_everything(7) is None
-    first = torch.rand(3)
-    cb.seed_everything(7)
-    assert torch.equal(first, torch.rand(3))
-    with pytest.raises(TypeError, match="seed must be an int"):
-        cb.seed_everything(1.5)
-
-
 def test_best_device_prefers_cuda_then_mps_then_cpu():
     device = cb.best_device()
     if torch.cuda.is_available():

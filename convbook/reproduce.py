@@ -1,0 +1,122 @@
+"""convbook.reproduce — what a chapter's numbers depend on: seeds, the machine, and claims.
+
+Every chapter seeds its generators here, says what machine computed its outputs, and
+checks what its prose claims about trained results with :func:`claim`. Trained numbers
+change with the CPU model, the thread count and the seed (a point or so of accuracy
+after a short recipe), so a claim on a page must hold for any of them: CI checks that by
+re-running every chapter with every seed shifted (``CONVBOOK_SEED_SHIFT``) on one thread.
+
+``CONVBOOK_SEED_SHIFT=N`` adds ``N`` to every seed the course uses (:func:`seed`):
+readers may set it to see for themselves how much a result moves from run to run.
+``CONVBOOK_STRICT=1`` (set by ``make test`` and ``make execute``) turns a claim that does
+not hold into an error; without it a reader's run prints one line and goes on.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import random
+
+import numpy as np
+import torch
+
+SEED_SHIFT_ENV = "CONVBOOK_SEED_SHIFT"
+STRICT_ENV = "CONVBOOK_STRICT"
+
+
+class ClaimError(AssertionError):
+    """A claim of the page does not hold in a strict run (``make test``)."""
+
+
+def _flag(name: str) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"${name} must be 1/0, true/false, yes/no or on/off, got {value!r}")
+
+
+def seed_shift() -> int:
+    """The shift ``$CONVBOOK_SEED_SHIFT`` asks for (0 when unset)."""
+    value = os.environ.get(SEED_SHIFT_ENV, "").strip()
+    if not value:
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"${SEED_SHIFT_ENV} must be a whole number, got {value!r}") from None
+
+
+def seed(base: int) -> int:
+    """``base`` plus ``$CONVBOOK_SEED_SHIFT``: every seed of the course goes through here."""
+    if not isinstance(base, int) or isinstance(base, bool):
+        raise TypeError(f"seed must be an int, got {type(base).__name__}")
+    return base + seed_shift()
+
+
+def seed_everything(base: int) -> None:
+    """Seed Python's, NumPy's and PyTorch's (CPU and CUDA) generators with :func:`seed`.
+
+    Returns ``None`` so that a chapter's seeding cell prints nothing.
+    """
+    value = seed(base)
+    random.seed(value)
+    np.random.seed(value % 2**32)
+    torch.manual_seed(value)
+    torch.cuda.manual_seed_all(value)
+
+
+def generator(base: int) -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded with :func:`seed` (for draws a chapter makes itself)."""
+    return torch.Generator().manual_seed(seed(base))
+
+
+def cpu_model() -> str:
+    """The CPU's model name as the operating system reports it."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def machine() -> None:
+    """Print one line saying what computed the outputs below it (every chapter's top).
+
+    A reader whose numbers differ from the page's sees at once what else differed.
+    """
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_model()
+    shift = seed_shift()
+    print(f"Computed on {device} with {torch.get_num_threads()} threads, "
+          f"torch {torch.__version__}, {datetime.date.today():%Y-%m-%d}"
+          + (f", seeds shifted by {shift}" if shift else "") + ".")
+
+
+def claim(holds: bool, statement: str, *, this_run: str = "") -> None:
+    """Check a statement the page makes about a trained result.
+
+    ``holds`` is the check, ``statement`` what the page says, ``this_run`` the run's
+    numbers behind it. In a strict run (``$CONVBOOK_STRICT``, set by ``make test``) a
+    statement that does not hold raises :class:`ClaimError`, so CI fails. In a reader's
+    own run it prints one line instead and the chapter goes on: their machine and seed
+    may move a trained number by a point or so.
+    """
+    if isinstance(holds, torch.Tensor) and holds.numel() == 1:
+        holds = holds.item()
+    if not isinstance(holds, (bool, np.bool_)):
+        raise TypeError(f"claim needs a bool to check, got {type(holds).__name__}")
+    if not isinstance(statement, str) or not statement:
+        raise ValueError("claim needs the page's statement as a non-empty string")
+    if holds:
+        return
+    numbers = f" (this run: {this_run})" if this_run else ""
+    if _flag(STRICT_ENV):
+        raise ClaimError(f"the page says: {statement}; not in this run{numbers}")
+    print(f"Note: the page says {statement}, but not in this run{numbers}. Training "
+          "rounds differently on other machines and seeds, so trained numbers can move "
+          "by a point or more; the chapter goes on.")
