@@ -24,6 +24,7 @@ import sync_setup_cells  # noqa: E402
 CHAPTERS = sync_setup_cells.chapter_paths(ROOT)
 # Code that draws: pyplot, the convbook.plot figure functions, imshow.
 DRAWS = re.compile(r"\bplt\.\w+\(|\bcb\.plot\.(show|plot)_\w+\(|\.imshow\(")
+CHECK = re.compile(r"^\s*assert |\bcb\.claim\(", re.M)
 DROPDOWN = re.compile(r"^\s*(`{3,}|:{3,})\{dropdown\}", re.MULTILINE)
 BIB_KEYS = {
     "lecun1998gradient", "xiao2017fashion", "krizhevsky2009learning", "lecun1998mnist",
@@ -261,9 +262,38 @@ def test_approximate_outputs_follow_training_and_are_asserted(chapter):
     first_fit = next((n for n, cell in enumerate(code) if "fit(" in cell.source), None)
     assert first_fit is not None and tagged[0] >= first_fit, \
         f"{path.name}: code cells {tagged} are tagged but training starts at {first_fit}"
-    unasserted = [n for n in tagged if not any(re.search(r"^\s*assert ", cell.source, re.M)
+    unasserted = [n for n in tagged if not any(CHECK.search(cell.source)
                                                for cell in code[n:n + 3])]
-    assert not unasserted, f"{path.name}: tagged code cells {unasserted} have no assert nearby"
+    assert not unasserted, f"{path.name}: tagged code cells {unasserted} have no check nearby"
+
+
+def test_claims_are_checked_out_of_the_readers_way(chapter):
+    """A cell that checks a claim (``cb.claim``) holds checks only: the book removes it
+    (tag ``remove-cell``), it prints nothing, and no teaching cell ends in checks."""
+    path, nb = chapter
+    for number, cell in enumerate(code_cells(nb), start=1):
+        if "cb.claim(" not in cell.source:
+            continue
+        assert "remove-cell" in cell.metadata.get("tags", []), \
+            f"{path.name}: code cell {number} checks a claim but is shown on the page"
+        assert not cell.outputs, f"{path.name}: check cell {number} prints something"
+
+
+def test_every_page_says_what_computed_it(chapter):
+    """The imports cell prints ``cb.machine()``'s line, so a reader whose numbers differ
+    sees which CPU, threads and torch computed the page's."""
+    path, nb = chapter
+    imports = next(cell for cell in code_cells(nb) if "import convbook as cb" in cell.source)
+    printed = "".join(output.get("text", "") for output in imports.outputs)
+    assert "cb.machine()" in imports.source and printed.startswith("Computed on "), path.name
+
+
+def test_prose_speaks_to_the_learner_not_the_maintainer(chapter):
+    """No "(asserted)" or notes on which machine ran what in the prose."""
+    path, nb = chapter
+    prose = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "markdown")
+    for phrase in ("(asserted)", "asserted", "AMD EPYC", "no GPU was available"):
+        assert phrase not in prose, f"{path.name}: the prose says {phrase!r}"
 
 
 # A decimal number; a full stop after it ends the sentence.
