@@ -25,7 +25,6 @@ includes it. ``make bench`` runs it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import os
 import platform
@@ -154,11 +153,12 @@ def fractions(fast: dict, limit: dict) -> str:
 
 def ceiling_steps(net: nn.Module, X: torch.Tensor, y: torch.Tensor, steps: int, lr: float,
                   amp: bool, device: torch.device) -> float:
-    """Seconds for ``steps`` bare SGD steps on the resident batch ``(X, y)``."""
+    """Seconds for ``steps`` bare SGD steps on the resident batch ``(X, y)``, in the precision
+    that ``fit(amp=amp)`` uses on ``device``."""
     optimizer = torch.optim.SGD(net.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    precision = torch.autocast(device.type, dtype=dtype) if amp else contextlib.nullcontext()
+    # The precision fit trains in: float32 where this CPU has no native bfloat16.
+    precision = cb.train.autocast(device, cb.train.amp_dtype(device, amp))
     net.train()
     start = 0.0
     for step in range(steps + 5):  # the first 5 steps warm up kernels and caches
@@ -191,13 +191,7 @@ def run_ceiling(args: argparse.Namespace, device: torch.device) -> dict:
 
 def machine(device: torch.device) -> str:
     """CPU model, cores, accelerator, torch version: the facts a reader compares against."""
-    cpu = platform.processor() or "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    text = f"{cpu}, {os.cpu_count()} cores, torch threads: {torch.get_num_threads()}"
+    text = f"{cb.reproduce.cpu_model()}, {os.cpu_count()} cores, torch threads: {torch.get_num_threads()}"
     if device.type == "cuda":
         text += f", {torch.cuda.get_device_name(device)}"
     return text + f"; torch {torch.__version__}, Python {platform.python_version()}"

@@ -88,7 +88,7 @@ def cpu_has_native_bfloat16() -> bool:
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
-def _amp_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
+def amp_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
     """The autocast dtype ``fit(amp=...)`` uses on ``device``, or None for float32.
 
     fp16 on CUDA (with a GradScaler); bf16 on a CPU that computes it natively; float32,
@@ -108,10 +108,10 @@ def _amp_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
     return torch.bfloat16
 
 
-def _autocast(
+def autocast(
     device: torch.device, dtype: torch.dtype | None,
 ) -> contextlib.AbstractContextManager:
-    """Autocast to ``dtype`` (from :func:`_amp_dtype`), or nothing for float32."""
+    """Autocast to ``dtype`` (from :func:`amp_dtype`), or nothing for float32."""
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
@@ -183,7 +183,7 @@ def _train_epoch(
     correct = torch.zeros((), dtype=torch.int64, device=device)
     for i, (X, labels) in enumerate(loader):
         X, y = _to_device(X, labels, device)
-        with _autocast(device, amp_dtype):
+        with autocast(device, amp_dtype):
             logits = model(X)
             _check_labels(labels, logits, f"epoch {epoch}, train_data batch {i + 1}")
             loss = loss_fn(logits, y)
@@ -228,7 +228,7 @@ def _evaluate(
     correct = torch.zeros((), dtype=torch.int64, device=device)
     losses = []
     n = 0
-    with torch.no_grad(), _autocast(device, amp_dtype):
+    with torch.no_grad(), autocast(device, amp_dtype):
         for i, (X, labels) in enumerate(data):
             X, y = _to_device(X, labels, device)
             logits = model(X)
@@ -310,8 +310,8 @@ def fit(
     model.to(device)
     optimizer = _make_optimizer(model, optimizer, lr)
     loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
-    amp_dtype = _amp_dtype(device, amp)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    dtype = amp_dtype(device, amp)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     rows: list[dict[str, float]] = []
     global _last_rows
     _last_rows = rows
@@ -319,7 +319,7 @@ def fit(
         for epoch in range(1, epochs + 1):
             rows.append(_fit_epoch(
                 model, train_data, val_data, optimizer, loss_fn, scheduler, scaler, device,
-                amp_dtype, epoch, epochs, log_every, verbose,
+                dtype, epoch, epochs, log_every, verbose,
             ))
     except KeyboardInterrupt as interrupt:
         interrupt.history = last_history()
