@@ -173,8 +173,8 @@ def _bn_wrong(X, gamma, beta, moving_mean, moving_var, *, training, eps, momentu
 
 BN_MISTAKES = [
     ({"d2l_momentum": True}, "PyTorch's momentum weights the new batch statistic: new = "
-     f"{keep('(1 - momentum) * old + momentum * batch')} (d2l's code uses the opposite "
-     "convention, with momentum=0.9)."),
+     f"{keep('(1 - momentum) * old + momentum * batch')} (some libraries, Keras among "
+     "them, call the weight of the old value the momentum, e.g. 0.99)."),
     ({"biased_running": True}, "The running variance uses the unbiased batch variance "
      f"(divide by {keep('n - 1')}, X.var(correction=1)); only the normalisation uses the "
      "biased one (divide by n), as nn.BatchNorm2d does."),
