@@ -7,20 +7,27 @@ d2l's recipe (batch 256, SGD lr 0.9) twice:
     (shuffled, 4 worker processes), and a loop that reads the loss and the accuracy back
     into Python after every batch, as ``train_ch6`` does;
 (b) convbook's way: the whole dataset as one tensor in a ``TensorLoader`` and
-    ``convbook.train.fit`` (device-side accumulation, bf16 mixed precision and a
-    channels-last model unless switched off).
+    ``convbook.train.fit`` (device-side accumulation, mixed precision where ``fit`` uses it
+    and a channels-last model, unless switched off).
 
-Both evaluate on the test set after every epoch, as ``train_ch6`` does, and both clocks
-include that. Loading the files from disk is timed separately.
+The same initial weights, loss, optimizer and number of updates; the batch order differs:
+the ``DataLoader`` shuffles with permutations seeded from torch's global random-number
+generator, the ``TensorLoader`` with its own generator (seed 0). Both evaluate on the test
+set after every epoch, as ``train_ch6`` does, and both clocks include that. Loading the
+files from disk is timed separately.
 
-(c) The machine's own limit, measured in the same run: bare training steps of the same
-    model with the same optimizer and precision on one batch that stays resident (no data
-    path, no evaluation, no logging, no accuracy). No loop that trains this model on this
-    machine can be faster; ``fit``'s throughput is printed as a fraction of it, over its
-    training passes alone and over its whole wall time (evaluation included).
+(c) The bare-step rate, measured in the same run: bare training steps of the same model
+    with the same optimizer, precision and memory format on one batch that stays resident
+    (no data path, no evaluation, no logging, no accuracy), as many as one epoch has, after
+    5 untimed warm-up steps. ``fit``'s throughput is printed as a fraction of it, over its
+    training passes alone and over its whole wall time (evaluation included); a fraction
+    near 100 % means that the loop adds nothing measurable to the model's own arithmetic.
+    The same bare steps are also timed in the other memory format and the other precision,
+    to show what those two switches are worth on this machine.
 
-Writes a markdown table to ``benchmarks/results/lenet_speed_<device>.md``; speed.md
-includes it. ``make bench`` runs it.
+Writes a markdown table to ``benchmarks/results/lenet_speed_<device>.md``, with the
+machine, the date, the exact command and how busy the machine was; nothing in it is
+written by hand. speed.md includes ``lenet_speed_cpu.md``, which ``make bench`` writes.
 """
 from __future__ import annotations
 
@@ -28,9 +35,11 @@ import argparse
 import datetime
 import os
 import platform
+import resource
 import shlex
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -39,6 +48,8 @@ from torch import nn
 import convbook as cb
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# The Makefile's environment settings that change speed, recorded with the results.
+SPEED_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -142,23 +153,34 @@ def run_convbook(args: argparse.Namespace, device: torch.device) -> dict:
 
 
 def fractions(fast: dict, limit: dict) -> str:
-    """``fit``'s throughput as a fraction of the limit, training passes alone and overall."""
+    """``fit``'s throughput as a fraction of the bare-step rate, passes alone and overall."""
     passes = fast["pass_examples_per_s"] / limit["examples_per_s"]
     overall = fast["examples"] / fast["train_s"] / limit["examples_per_s"]
-    return (f"Limit (bare steps on one resident batch): {limit['examples_per_s']:,.0f} "
-            f"examples/s ({limit['ms_per_step']:.2f} ms per step). `fit` reaches "
+    return (f"Bare-step rate (bare steps on one resident batch, same precision and memory "
+            f"format as `fit`): {limit['examples_per_s']:,.0f} examples/s "
+            f"({limit['ms_per_step']:.2f} ms per step). `fit` reaches "
             f"**{passes:.0%}** of it over its training passes and {overall:.0%} over its "
             "whole wall time, test-set evaluation after every epoch included.")
 
 
+def precision_name(dtype: torch.dtype | None) -> str:
+    return "float32" if dtype is None else f"{str(dtype).removeprefix('torch.')} mixed precision"
+
+
+def fit_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
+    """The autocast dtype ``fit(amp=amp)`` trains in on ``device`` (None: float32)."""
+    with warnings.catch_warnings():  # fit itself warns about a float32 fallback
+        warnings.simplefilter("ignore")
+        return cb.train.amp_dtype(device, amp)
+
+
 def ceiling_steps(net: nn.Module, X: torch.Tensor, y: torch.Tensor, steps: int, lr: float,
-                  amp: bool, device: torch.device) -> float:
-    """Seconds for ``steps`` bare SGD steps on the resident batch ``(X, y)``, in the precision
-    that ``fit(amp=amp)`` uses on ``device``."""
+                  dtype: torch.dtype | None, device: torch.device) -> float:
+    """Seconds for ``steps`` bare SGD steps on the resident batch ``(X, y)``, autocast to
+    ``dtype`` (None: float32)."""
     optimizer = torch.optim.SGD(net.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
-    # The precision fit trains in: float32 where this CPU has no native bfloat16.
-    precision = cb.train.autocast(device, cb.train.amp_dtype(device, amp))
+    precision = cb.train.autocast(device, dtype)
     net.train()
     start = 0.0
     for step in range(steps + 5):  # the first 5 steps warm up kernels and caches
@@ -176,35 +198,123 @@ def ceiling_steps(net: nn.Module, X: torch.Tensor, y: torch.Tensor, steps: int, 
     return time.perf_counter() - start
 
 
-def run_ceiling(args: argparse.Namespace, device: torch.device) -> dict:
-    """(c): as many bare steps as one epoch of ``fit`` has, on its first batch, kept resident."""
+def bare_steps(args: argparse.Namespace, device: torch.device, X: torch.Tensor,
+               y: torch.Tensor, steps: int, dtype: torch.dtype | None,
+               channels_last: bool) -> dict:
+    """One configuration of (c), from the same initial weights."""
+    net = new_lenet(args.seed).to(device)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    seconds = ceiling_steps(net, X, y, steps, args.lr, dtype, device)
+    name = f"{precision_name(dtype)}, {'channels-last' if channels_last else 'NCHW'}"
+    print(f"  bare steps ({name}): {1000 * seconds / steps:.2f} ms per step of {len(y)} "
+          "examples", flush=True)
+    return {"name": name, "examples_per_s": steps * len(y) / seconds,
+            "ms_per_step": 1000 * seconds / steps}
+
+
+def other_dtype(device: torch.device, dtype: torch.dtype | None) -> torch.dtype | None:
+    """The precision ``fit`` does not use here: the 16-bit type, or float32 (None)."""
+    if dtype is not None:
+        return None
+    return torch.float16 if device.type == "cuda" else torch.bfloat16
+
+
+def run_ceiling(args: argparse.Namespace, device: torch.device) -> tuple[dict, list[dict]]:
+    """(c): as many bare steps as one epoch of ``fit`` has, on its first batch, kept resident:
+    in ``fit``'s configuration (the reference), then with the other memory format and with
+    the other precision."""
     train, _ = cb.data.fashion_mnist_loaders(args.batch_size, fast=True, device=device)
     X, y = (t.clone() for t in next(iter(train)))
-    net = new_lenet(args.seed).to(device)
-    if args.channels_last:
-        net = net.to(memory_format=torch.channels_last)
     steps = len(train)
-    seconds = ceiling_steps(net, X, y, steps, args.lr, args.amp, device)
-    print(f"  limit: {1000 * seconds / steps:.2f} ms per step of {len(y)} examples", flush=True)
-    return {"examples_per_s": steps * len(y) / seconds, "ms_per_step": 1000 * seconds / steps}
+    dtype = fit_dtype(device, args.amp)
+    limit = bare_steps(args, device, X, y, steps, dtype, args.channels_last)
+    variants = [
+        limit,
+        bare_steps(args, device, X, y, steps, dtype, not args.channels_last),
+        bare_steps(args, device, X, y, steps, other_dtype(device, dtype), args.channels_last),
+    ]
+    return limit, variants
+
+
+def native_bfloat16(device: torch.device) -> str:
+    if device.type != "cpu":
+        return ""
+    if cb.train.cpu_has_native_bfloat16():
+        return "native bfloat16 (AVX-512 BF16 or AMX): yes"
+    return "native bfloat16: no (emulated; `fit(amp=True)` falls back to float32)"
+
+
+def variants_table(variants: list[dict], device: torch.device) -> list[str]:
+    """Bare steps in each memory format and precision: what the two switches do here."""
+    lines = ["| bare steps, one resident batch | ms per step | examples/s |",
+             "| --- | ---: | ---: |"]
+    for i, v in enumerate(variants):
+        name = v["name"] + (" (as `fit` above)" if i == 0 else "")
+        lines.append(f"| {name} | {v['ms_per_step']:.2f} | {v['examples_per_s']:,.0f} |")
+    return lines
+
+
+class Busy:
+    """How much CPU time other processes took while this run ran (Linux ``/proc/stat``)."""
+
+    def __init__(self) -> None:
+        self.start = self._stat()
+        self.own = self._own()
+        self.wall = time.perf_counter()
+
+    @staticmethod
+    def _stat() -> list[int] | None:
+        try:
+            with open("/proc/stat", encoding="ascii") as stat:
+                return [int(v) for v in stat.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def _own() -> float:
+        rusage = (resource.getrusage(resource.RUSAGE_SELF),
+                  resource.getrusage(resource.RUSAGE_CHILDREN))
+        return sum(r.ru_utime + r.ru_stime for r in rusage)
+
+    def report(self) -> str:
+        end = self._stat()
+        if self.start is None or end is None:
+            return ""
+        delta = [b - a for a, b in zip(self.start, end)]
+        tick = os.sysconf("SC_CLK_TCK")
+        # user, nice, system, idle, iowait, irq, softirq, steal
+        busy = (delta[0] + delta[1] + delta[2] + delta[5] + delta[6]) / tick
+        steal = (delta[7] if len(delta) > 7 else 0) / tick
+        capacity = (time.perf_counter() - self.wall) * (os.cpu_count() or 1)
+        others = max(0.0, busy - (self._own() - self.own))
+        text = (f"CPU time used by other processes during the run: {others:.1f} s of the "
+                f"{capacity:.0f} core-seconds available ({others / capacity:.0%})")
+        if steal:
+            text += f"; taken by the hypervisor (steal): {steal:.0f} s"
+        return text
 
 
 def machine(device: torch.device) -> str:
-    """CPU model, cores, accelerator, torch version: the facts a reader compares against."""
-    text = f"{cb.reproduce.cpu_model()}, {os.cpu_count()} cores, torch threads: {torch.get_num_threads()}"
+    """CPU model and instruction set, cores, accelerator, torch version: the facts a reader
+    compares against."""
+    text = (f"{cb.reproduce.cpu_model()} (torch CPU capability "
+            f"{torch.backends.cpu.get_cpu_capability()}), {os.cpu_count()} cores, torch "
+            f"threads: {torch.get_num_threads()}")
     if device.type == "cuda":
         text += f", {torch.cuda.get_device_name(device)}"
+    elif device.type == "cpu":
+        text += f", {native_bfloat16(device)}"
     return text + f"; torch {torch.__version__}, Python {platform.python_version()}"
 
 
 def markdown(args, device: torch.device, d2l: dict, fast: dict, limit: dict,
-             command: str) -> str:
-    """The results table that speed.md includes."""
-    fast_name = "convbook: TensorLoader + `fit`"
-    extras = [name for name, on in (("mixed precision", args.amp),
-                                    ("channels-last", args.channels_last)) if on]
-    if extras:
-        fast_name += " (" + ", ".join(extras) + ")"
+             variants: list[dict], command: str, busy: str) -> str:
+    """The results file that speed.md includes: everything in it comes from this run."""
+    # Labelled by the precision fit actually trained in, not by the flag.
+    layout = "channels-last" if args.channels_last else "NCHW"
+    fast_name = (f"convbook: TensorLoader + `fit` ({precision_name(fit_dtype(device, args.amp))}"
+                 f", {layout})")
     rows = []
     for name, r in ((f"d2l: DataLoader ({args.workers} workers) + per-batch reads", d2l),
                     (fast_name, fast)):
@@ -218,12 +328,26 @@ def markdown(args, device: torch.device, d2l: dict, fast: dict, limit: dict,
         *rows,
         "",
         f"Speed-up: **{ratio:.1f}×** in examples per second; test accuracy difference "
-        f"{100 * (fast['test_acc'] - d2l['test_acc']):+.1f} points.",
+        f"{100 * (fast['test_acc'] - d2l['test_acc']):+.1f} points (the two loops see the "
+        "batches in different orders).",
         "",
         fractions(fast, limit),
         "",
-        f"Machine: {machine(device)}. Measured "
-        f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} with `{command}`.",
+        *variants_table(variants, device),
+        "",
+        f"Machine: {machine(device)}.",
+        "",
+        "Conditions: " + "; ".join(filter(None, [
+            busy,
+            ", ".join(f"{k}={os.environ[k]}" for k in SPEED_ENV if k in os.environ)
+            or "none of " + ", ".join(SPEED_ENV) + " set",
+        ])) + ".",
+        "",
+        f"Measured {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} with",
+        "",
+        "```bash",
+        command,
+        "```",
         "",
     ])
 
@@ -233,17 +357,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device) if args.device else cb.best_device()
+    busy = Busy()
     print(f"LeNet on Fashion-MNIST, {args.epochs} epoch(s) on {device}", flush=True)
     d2l = run_d2l(args, device) if args.d2l else None
     print("convbook's loop", flush=True)
     fast = run_convbook(args, device)
-    print("the limit: bare steps on one resident batch", flush=True)
-    limit = run_ceiling(args, device)
+    print("bare steps on one resident batch", flush=True)
+    limit, variants = run_ceiling(args, device)
     if d2l is None:
         print(fractions(fast, limit))
         return
     command = shlex.join(["python", "benchmarks/lenet_speed.py", *sys.argv[1:]])
-    table = markdown(args, device, d2l, fast, limit, command)
+    table = markdown(args, device, d2l, fast, limit, variants, command, busy.report())
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"lenet_speed_{device.type}.md"
     path.write_text(table)
