@@ -21,21 +21,14 @@ import random
 import numpy as np
 import torch
 
+from .sources import env_flag
+
 SEED_SHIFT_ENV = "CONVBOOK_SEED_SHIFT"
 STRICT_ENV = "CONVBOOK_STRICT"
 
 
 class ClaimError(AssertionError):
     """A claim of the page does not hold in a strict run (``make test``)."""
-
-
-def _flag(name: str) -> bool:
-    value = os.environ.get(name, "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    if value in ("1", "true", "yes", "on"):
-        return True
-    raise ValueError(f"${name} must be 1/0, true/false, yes/no or on/off, got {value!r}")
 
 
 def seed_shift() -> int:
@@ -115,7 +108,7 @@ def claim(holds: bool, statement: str, *, this_run: str = "") -> None:
     if holds:
         return
     numbers = f" (this run: {this_run})" if this_run else ""
-    if _flag(STRICT_ENV):
+    if env_flag(STRICT_ENV, "for a reader's run"):
         raise ClaimError(f"the page says: {statement}; not in this run{numbers}")
     print(f"Note: the page says {statement}, but not in this run{numbers}. Training "
           "rounds differently on other machines and seeds, so trained numbers can move "

@@ -161,17 +161,25 @@ _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"", "0", "false", "no", "off", "n", "f"}
 
 
-def _offline() -> bool:
-    """``$CONVBOOK_OFFLINE`` as a boolean; a spelling that is neither is an error."""
-    value = os.environ.get("CONVBOOK_OFFLINE", "")
+def env_flag(name: str, unset: str = "") -> bool:
+    """Environment variable ``name`` as a boolean; a spelling that is neither is an error.
+
+    ``unset`` says in the error what leaving the variable unset means.
+    """
+    value = os.environ.get(name, "")
     if value.strip().lower() in _TRUE:
         return True
     if value.strip().lower() in _FALSE:
         return False
     raise ValueError(
-        f"CONVBOOK_OFFLINE={value!r} is not a yes/no value; use 1/0, true/false, yes/no "
-        "or on/off (or leave it unset to allow downloads)"
+        f"{name}={value!r} is not a yes/no value; use 1/0, true/false, yes/no or on/off"
+        + (f" (or leave it unset {unset})" if unset else "")
     )
+
+
+def _offline() -> bool:
+    """``$CONVBOOK_OFFLINE`` as a boolean."""
+    return env_flag("CONVBOOK_OFFLINE", "to allow downloads")
 
 
 def _spec(name: str) -> _Spec:
