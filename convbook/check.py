@@ -33,9 +33,25 @@ __all__ = [
     "corr2d_multi_in",
     "corr2d_multi_in_out",
     "corr2d_multi_in_out_1x1",
+    "feedback",
     "lenet",
     "pool2d",
 ]
+
+def feedback(checker: Callable[[Callable], None], fn: Callable) -> str:
+    """What ``checker`` tells a learner about ``fn``: the text of its :class:`CheckFailed`.
+
+    Chapters 2–6 show what a checker says about a deliberately wrong version of their
+    operation. A checker that accepts the wrong version is itself broken, so that raises
+    an ``AssertionError`` instead of returning an empty message.
+    """
+    try:
+        checker(fn)
+    except CheckFailed as failure:
+        return str(failure)
+    raise AssertionError(f"{checker.__name__} accepted {getattr(fn, '__name__', fn)!r}, "
+                         "which it should have rejected")
+
 
 AS_IS = f"cross-correlation uses K as it is: {keep('Y[i, j] = (X[i:i+h, j:j+w] * K).sum()')}."
 FLIPPED = f"Your output is the true convolution (kernel rotated by 180°), but {AS_IS}"

@@ -32,6 +32,7 @@ __all__ = [
     "load_tensors",
     "normalize",
     "TensorLoader",
+    "shift",
     "random_crop_flip",
     "fashion_mnist_loaders",
     "train_val_split",
@@ -227,6 +228,22 @@ class TensorLoader:
             if self.transform is not None:
                 X = self.transform(X)
             yield X, y
+
+
+def shift(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """``images`` moved ``dy`` pixels down and ``dx`` right (negative: up, left), zero-filled.
+
+    Pixels pushed past an edge are lost and the freed rows and columns are zeros, so the
+    content moves and the frame stays: chapters 1, 2, 5 and 9 shift images this way to ask
+    whether a network's answer (or a feature map) moves with its input.
+    """
+    h, w = images.shape[-2:]
+    if abs(dy) >= h or abs(dx) >= w:
+        raise ValueError(f"a shift of ({dy}, {dx}) moves a {h}x{w} image out of its frame")
+    shifted = torch.zeros_like(images)
+    shifted[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        images[..., max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    return shifted
 
 
 def random_crop_flip(

@@ -5,8 +5,7 @@ returns the ``matplotlib.figure.Figure``; nothing calls ``plt.show``. In a noteb
 the line with ``;`` and the inline backend shows the figure exactly once. Figures are at
 most 9 inches wide at 100 dpi, so they stay legible at the book's ~700 px text width.
 
-``confusion_matrix`` is the one function here that computes rather than draws: chapters
-7–9 use it to see which classes a model confuses.
+The confusion matrix itself is computed by :func:`convbook.stats.confusion_matrix`.
 """
 from __future__ import annotations
 
@@ -26,7 +25,6 @@ __all__ = [
     "show_feature_maps",
     "show_kernels",
     "plot_history",
-    "confusion_matrix",
     "plot_confusion_matrix",
     "plot_architecture",
     "show_channel_stats",
@@ -313,29 +311,6 @@ def plot_history(history: pd.DataFrame, title: str | None = None) -> Figure:
     return fig
 
 
-def confusion_matrix(y_true, y_pred, num_classes: int) -> torch.Tensor:
-    """Counts of (true class, predicted class) pairs: an int64 ``(num_classes, num_classes)``.
-
-    Row ``i`` holds the examples whose true class is ``i``; column ``j`` those predicted as
-    ``j``, so the diagonal counts correct predictions (chapters 8–10).
-    """
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    true, pred = torch.as_tensor(y_true).cpu(), torch.as_tensor(y_pred).cpu()
-    for name, t in (("y_true", true), ("y_pred", pred)):
-        if t.ndim != 1:
-            raise ValueError(f"{name} must be 1-D, got shape {tuple(t.shape)}")
-        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-            raise TypeError(f"{name} must hold integer class indices, got dtype {t.dtype}")
-        if t.numel() and (t.min() < 0 or t.max() >= num_classes):
-            raise ValueError(f"{name} must lie in [0, {num_classes}), "
-                             f"got values from {t.min().item()} to {t.max().item()}")
-    if len(true) != len(pred):
-        raise ValueError(f"y_true has {len(true)} entries but y_pred has {len(pred)}")
-    pairs = true.long() * num_classes + pred.long()
-    return torch.bincount(pairs, minlength=num_classes**2).reshape(num_classes, num_classes)
-
-
 _NORMALIZE_LABELS = {
     "true": "fraction of the true class", "pred": "fraction of the predicted class",
     "all": "fraction of all examples",
@@ -357,7 +332,7 @@ def _normalized(counts: torch.Tensor, normalize: str | None) -> torch.Tensor:
 
 def plot_confusion_matrix(cm, class_names: Sequence[str], title: str | None = None,
                           normalize: str | None = None) -> Figure:
-    """A confusion matrix from :func:`confusion_matrix` as a heat map with its numbers.
+    """A confusion matrix from :func:`convbook.stats.confusion_matrix` as a heat map with its numbers.
 
     ``normalize`` as in scikit-learn: ``"true"`` divides each row by its class's size (the
     diagonal is then each class's recall), ``"pred"`` each column, ``"all"`` everything.

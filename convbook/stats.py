@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from statistics import NormalDist
 
 import numpy as np
+import torch
 
 __all__ = [
     "wilson_interval", "accuracy_interval", "format_interval", "difference_interval",
-    "paired_difference_interval", "compare_accuracies",
+    "paired_difference_interval", "compare_accuracies", "confusion_matrix", "per_class_accuracy",
 ]
 
 
@@ -157,3 +158,42 @@ def compare_accuracies(acc_a: float, n_a: int, acc_b: float, n_b: int,
         return f"{both}: no measurable difference ({span})."
     higher = name_a if low > 0 else name_b
     return f"{both}: {higher} is higher ({span})."
+
+
+def confusion_matrix(y_true, y_pred, num_classes: int) -> torch.Tensor:
+    """Counts of (true class, predicted class) pairs: an int64 ``(num_classes, num_classes)``.
+
+    Row ``i`` holds the examples whose true class is ``i``; column ``j`` those predicted as
+    ``j``, so the diagonal counts correct predictions (chapters 8–10).
+    """
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    true, pred = torch.as_tensor(y_true).cpu(), torch.as_tensor(y_pred).cpu()
+    for name, t in (("y_true", true), ("y_pred", pred)):
+        if t.ndim != 1:
+            raise ValueError(f"{name} must be 1-D, got shape {tuple(t.shape)}")
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise TypeError(f"{name} must hold integer class indices, got dtype {t.dtype}")
+        if t.numel() and (t.min() < 0 or t.max() >= num_classes):
+            raise ValueError(f"{name} must lie in [0, {num_classes}), "
+                             f"got values from {t.min().item()} to {t.max().item()}")
+    if len(true) != len(pred):
+        raise ValueError(f"y_true has {len(true)} entries but y_pred has {len(pred)}")
+    pairs = true.long() * num_classes + pred.long()
+    return torch.bincount(pairs, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def per_class_accuracy(cm: torch.Tensor) -> torch.Tensor:
+    """Each class's accuracy (its recall) from a confusion matrix: ``cm.diag() / cm.sum(1)``.
+
+    Row ``i`` of ``cm`` holds the examples whose true class is ``i``, so its diagonal entry
+    over its row sum is the share of class ``i`` predicted correctly (chapters 8–10). A class
+    with no examples has no accuracy: that is an error, not a silent ``nan``.
+    """
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"cm must be a square matrix, got shape {tuple(cm.shape)}")
+    counts = cm.sum(dim=1)
+    if (counts == 0).any():
+        empty = (counts == 0).nonzero().flatten().tolist()
+        raise ValueError(f"classes {empty} have no examples, so no accuracy")
+    return cm.diag().double() / counts

@@ -458,3 +458,16 @@ def test_unrecognised_wrong_values_name_the_part_and_the_largest_difference():
 
     message = failure(cb.check.corr2d, one_cell_off)
     assert "largest difference at index (0, 3): expected -9, obtained -8.5" in message
+
+
+def test_feedback_returns_the_checkers_message_for_a_wrong_op():
+    def corr2d_flipped(X, K):
+        return cb.ops.corr2d(X, K.flip(0, 1))
+
+    message = cb.check.feedback(cb.check.corr2d, corr2d_flipped)
+    assert "corr2d" in message and len(message.splitlines()) > 2
+
+
+def test_feedback_on_a_correct_op_is_an_error_not_an_empty_message():
+    with pytest.raises(AssertionError, match="accepted 'corr2d'"):
+        cb.check.feedback(cb.check.corr2d, cb.ops.corr2d)

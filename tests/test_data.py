@@ -278,3 +278,19 @@ def test_random_crop_flip_rejects_bad_input():
         data.random_crop_flip(torch.rand(8, 8))
     with pytest.raises(ValueError, match="padding"):
         data.random_crop_flip(torch.rand(2, 1, 8, 8), padding=-1)
+
+
+@pytest.mark.parametrize("dy, dx", [(0, 0), (2, 0), (0, 3), (-1, 2), (3, -4), (-2, -2)])
+def test_shift_matches_a_naive_pixel_loop(dy, dx):
+    images = torch.randn(2, 3, 6, 7, generator=torch.Generator().manual_seed(dy * 10 + dx))
+    naive = torch.zeros_like(images)
+    for i in range(6):
+        for j in range(7):
+            if 0 <= i - dy < 6 and 0 <= j - dx < 7:
+                naive[..., i, j] = images[..., i - dy, j - dx]
+    assert torch.equal(data.shift(images, dy, dx), naive)
+
+
+def test_shift_out_of_the_frame_is_an_error():
+    with pytest.raises(ValueError, match=r"moves a 4x5 image out of its frame"):
+        data.shift(torch.ones(4, 5), 4, 0)

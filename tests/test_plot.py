@@ -193,34 +193,6 @@ def test_plot_history_rejects_what_fit_does_not_return():
         plot.plot_history(_history().to_dict())
 
 
-def test_confusion_matrix_by_hand():
-    cm = plot.confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], num_classes=3)
-    assert cm.dtype == torch.int64
-    assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
-
-
-def test_confusion_matrix_matches_a_naive_loop():
-    generator = torch.Generator().manual_seed(0)
-    y_true = torch.randint(0, 7, (500,), generator=generator)
-    y_pred = torch.randint(0, 7, (500,), generator=generator)
-    naive = torch.zeros(7, 7, dtype=torch.int64)
-    for t, p in zip(y_true.tolist(), y_pred.tolist()):
-        naive[t, p] += 1
-    assert torch.equal(plot.confusion_matrix(y_true, y_pred, 7), naive)
-
-
-@pytest.mark.parametrize("y_true, y_pred, error, message", [
-    ([0, 1], [0], ValueError, r"y_true has 2 entries but y_pred has 1"),
-    ([[0, 1]], [[0, 1]], ValueError, r"y_true must be 1-D, got shape \(1, 2\)"),
-    ([0, 3], [0, 1], ValueError, r"y_true must lie in \[0, 3\)"),
-    ([0, 1], [-1, 1], ValueError, r"y_pred must lie in \[0, 3\)"),
-    ([0.0, 1.0], [0, 1], TypeError, r"y_true must hold integer class indices"),
-])
-def test_confusion_matrix_rejects_bad_input(y_true, y_pred, error, message):
-    with pytest.raises(error, match=message):
-        plot.confusion_matrix(y_true, y_pred, 3)
-
-
 def test_plot_confusion_matrix_annotates_every_count():
     cm = torch.tensor([[5, 1, 0, 0], [2, 7, 0, 1], [0, 0, 9, 0], [0, 3, 0, 4]])
     fig = plot.plot_confusion_matrix(cm, NAMES, title="Validation")

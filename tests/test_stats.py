@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import convbook as cb
+from convbook import stats
 
 
 def test_wilson_matches_newcombes_published_example():
@@ -122,3 +124,43 @@ def test_paired_interval_covers_the_true_difference_about_95_percent_of_the_time
 def test_paired_interval_refuses_bad_input(a, b, message):
     with pytest.raises(ValueError, match=message):
         cb.stats.paired_difference_interval(a, b)
+
+
+def test_confusion_matrix_by_hand():
+    cm = stats.confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], num_classes=3)
+    assert cm.dtype == torch.int64
+    assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+
+
+def test_confusion_matrix_matches_a_naive_loop():
+    generator = torch.Generator().manual_seed(0)
+    y_true = torch.randint(0, 7, (500,), generator=generator)
+    y_pred = torch.randint(0, 7, (500,), generator=generator)
+    naive = torch.zeros(7, 7, dtype=torch.int64)
+    for t, p in zip(y_true.tolist(), y_pred.tolist()):
+        naive[t, p] += 1
+    assert torch.equal(stats.confusion_matrix(y_true, y_pred, 7), naive)
+
+
+@pytest.mark.parametrize("y_true, y_pred, error, message", [
+    ([0, 1], [0], ValueError, r"y_true has 2 entries but y_pred has 1"),
+    ([[0, 1]], [[0, 1]], ValueError, r"y_true must be 1-D, got shape \(1, 2\)"),
+    ([0, 3], [0, 1], ValueError, r"y_true must lie in \[0, 3\)"),
+    ([0, 1], [-1, 1], ValueError, r"y_pred must lie in \[0, 3\)"),
+    ([0.0, 1.0], [0, 1], TypeError, r"y_true must hold integer class indices"),
+])
+def test_confusion_matrix_rejects_bad_input(y_true, y_pred, error, message):
+    with pytest.raises(error, match=message):
+        stats.confusion_matrix(y_true, y_pred, 3)
+
+
+def test_per_class_accuracy_is_each_rows_diagonal_share():
+    cm = stats.confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], num_classes=3)
+    assert stats.per_class_accuracy(cm).tolist() == pytest.approx([0.5, 1.0, 2 / 3])
+
+
+def test_per_class_accuracy_rejects_a_class_without_examples_and_non_square():
+    with pytest.raises(ValueError, match=r"classes \[1\] have no examples"):
+        stats.per_class_accuracy(torch.tensor([[3, 0], [0, 0]]))
+    with pytest.raises(ValueError, match="square"):
+        stats.per_class_accuracy(torch.ones(2, 3))
