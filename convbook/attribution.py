@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from matplotlib.figure import Figure
 
-from .plot import _as_tensor, _caption, _captioned_images, _subplots
+from ._figure import _as_tensor, _caption, _captioned_images, _subplots
 
 __all__ = ["show_attribution"]
 

@@ -25,7 +25,7 @@ from matplotlib.patches import Rectangle
 
 from .animation import Animation, animate
 from .ops import IntOrPair, _pair
-from .plot import DPI, _as_tensor, _format_number, _subplots
+from ._figure import DPI, _as_tensor, _format_number, _subplots
 from .windows import Window, sliding_windows, visited_cells
 
 __all__ = ["show_corr2d_steps", "animate_corr2d", "show_pool2d_steps", "animate_pool2d",

@@ -12,12 +12,23 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
+
+from ._figure import DPI, MAX_WIDTH, WRONG  # noqa: F401 (cb.plot's page constants)
+from ._figure import (
+    ANNOTATE_LIMIT, _annotate_cells, _as_tensor, _caption, _captioned_images, _format_number,
+    _grid,
+    _shading, _subplots,
+)
+from .attribution import show_attribution
+from .opfigures import (
+    animate_corr2d, animate_pool2d, show_conv1x1, show_corr2d_multi_in,
+    show_corr2d_multi_out, show_corr2d_steps, show_pool2d_steps,
+)
 
 __all__ = [
     "show_matrix",
@@ -29,58 +40,6 @@ __all__ = [
     "plot_architecture",
     "show_channel_stats",
 ]
-
-MAX_WIDTH = 9.0  # inches; at DPI this is the widest figure the book page shows well
-DPI = 100
-WRONG = "#c62828"  # caption colour of a wrong prediction
-ANNOTATE_LIMIT = 16  # show_matrix writes numbers only into matrices up to this size
-
-
-def _subplots(nrows: int, ncols: int, width: float, height: float, **kwargs):
-    """``plt.subplots`` at the book's dpi, never wider than ``MAX_WIDTH``."""
-    return plt.subplots(nrows, ncols, figsize=(min(width, MAX_WIDTH), height), dpi=DPI,
-                        squeeze=False, **kwargs)
-
-
-def _as_tensor(x, name: str, ndim: int, layout: str) -> torch.Tensor:
-    """``x`` as a detached CPU float tensor with ``ndim`` dimensions, or a ValueError."""
-    tensor = torch.as_tensor(x).detach().cpu()
-    if tensor.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D {layout}, got shape {tuple(tensor.shape)}")
-    if tensor.numel() == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(tensor.shape)}): nothing to show")
-    return tensor.float()
-
-
-def _format_number(value: float) -> str:
-    """Integers without '.0'; other numbers with at most two decimals."""
-    if float(value).is_integer():
-        return str(int(value))
-    text = f"{value:.2f}".rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
-
-
-def _annotate_cells(ax: Axes, values: torch.Tensor, labels: Sequence[str],
-                    signed: bool = False) -> None:
-    """Write ``labels`` (row-major) into the cells of an ``imshow``, legible on any shade."""
-    if signed:  # the diverging map is dark at both ends
-        values = values.abs()
-    low, high = values.min().item(), values.max().item()
-    middle = (low + high) / 2
-    h, w = values.shape
-    for (i, j), text in zip(((i, j) for i in range(h) for j in range(w)), labels):
-        dark = high > low and values[i, j].item() > middle
-        ax.text(j, i, text, ha="center", va="center", fontsize=10,
-                color="white" if dark else "black")
-
-
-def _shading(values: torch.Tensor, signed: bool, default: str) -> dict:
-    """``imshow`` colour arguments: ``default`` cmap, or with ``signed`` the diverging
-    ``RdBu_r`` centred on 0 (red positive, white 0, blue negative), as ``show_kernels``."""
-    if not signed:
-        return {"cmap": default}
-    limit = values.abs().max().item() or 1.0
-    return {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit}
 
 
 def show_matrix(X, title: str | None = None, annotate: bool = True, *,
@@ -113,75 +72,6 @@ def show_matrix(X, title: str | None = None, annotate: bool = True, *,
     ax.set_title(title or f"{h} × {w} matrix")
     fig.tight_layout()
     return fig
-
-
-def _grid(n: int, ncols: int, cell: float, row_height: float) -> tuple[Figure, list[Axes]]:
-    """A figure with ``n`` square panels in rows of ``ncols``; unused grid cells removed."""
-    ncols = min(ncols, n)
-    nrows = math.ceil(n / ncols)
-    cell = min(cell, MAX_WIDTH / ncols)
-    fig, axes = _subplots(nrows, ncols, cell * ncols, nrows * cell * row_height + 0.4)
-    for ax in axes.flat[n:]:
-        fig.delaxes(ax)
-    return fig, list(axes.flat[:n])
-
-
-def _display_range(images: torch.Tensor) -> torch.Tensor:
-    """Images in [0, 1] unchanged; normalised ones min–max rescaled per image for display."""
-    if images.min() >= 0 and images.max() <= 1:
-        return images
-    flat = images.flatten(1)
-    low = flat.min(dim=1).values.view(-1, 1, 1, 1)
-    high = flat.max(dim=1).values.view(-1, 1, 1, 1)
-    return (images - low) / (high - low).clamp_min(1e-12)
-
-
-def _check_labels(values, name: str, n: int, class_names) -> list[int] | None:
-    """``values`` as a list of ``n`` integer class indices that ``class_names`` can name."""
-    if values is None:
-        return None
-    tensor = torch.as_tensor(values)
-    if tensor.is_floating_point() or tensor.is_complex():
-        raise TypeError(f"{name} must be integer class indices, got dtype {tensor.dtype}")
-    indices = tensor.flatten().tolist()
-    if len(indices) != n:
-        raise ValueError(f"{name} has {len(indices)} entries but there are {n} images")
-    if class_names is not None and any(not 0 <= i < len(class_names) for i in indices):
-        raise ValueError(f"{name} must lie in [0, {len(class_names)}) to index class_names")
-    return indices
-
-
-def _captioned_images(images, labels, predictions, class_names, ncols: int):
-    """Checked inputs of an image grid with captions (show_images, show_attribution).
-
-    Returns the ``(N, C, H, W)`` tensor, its pixels ``(N, H, W, C)`` ready for ``imshow``
-    and the labels and predictions as lists of class indices (or None).
-    """
-    batch = _as_tensor(images, "images", 4, "(N, C, H, W)")
-    n, channels = batch.shape[:2]
-    if channels not in (1, 3):
-        raise ValueError(f"images must be (N, C, H, W) with C 1 or 3, "
-                         f"got shape {tuple(batch.shape)}")
-    if ncols < 1:
-        raise ValueError(f"ncols must be at least 1, got {ncols}")
-    labels = _check_labels(labels, "labels", n, class_names)
-    predictions = _check_labels(predictions, "predictions", n, class_names)
-    pixels = _display_range(batch).permute(0, 2, 3, 1).numpy()
-    return batch, pixels, labels, predictions
-
-
-def _class_name(index: int, class_names: Sequence[str] | None) -> str:
-    return class_names[index] if class_names is not None else str(index)
-
-
-def _caption(label: int | None, prediction: int | None, class_names) -> tuple[str, str]:
-    """Caption text and colour of one image: the prediction, red with the truth when wrong."""
-    if prediction is None:
-        return ("" if label is None else _class_name(label, class_names)), "black"
-    text = _class_name(prediction, class_names)
-    if label is None or label == prediction:
-        return text, "black"
-    return f"{text}\n(true: {_class_name(label, class_names)})", WRONG
 
 
 def show_images(images, labels=None, *, class_names: Sequence[str] | None = None,
@@ -421,13 +311,6 @@ def plot_architecture(model, input_shape: Sequence[int], title: str | None = Non
     fig.tight_layout()
     return fig
 
-# Step-through figures and animations of the operations (chapters 2–5), kept in their own
-# module; imported last because they draw with the helpers above.
-from .opfigures import (  # noqa: E402
-    animate_corr2d, animate_pool2d, show_conv1x1, show_corr2d_multi_in,
-    show_corr2d_multi_out, show_corr2d_steps, show_pool2d_steps,
-)
-from .attribution import show_attribution  # noqa: E402
 
 
 def show_channel_stats(activations: Mapping[str, torch.Tensor],
