@@ -39,9 +39,9 @@ system-deps:
 	    chromium chromium-driver poppler-utils; \
 	fi
 
-# The datasets first (scripts/data_setup.py): found offline (../shared/data, the Debian
-# package, the cache), else the Debian package installed (root with apt), else downloaded
-# once into the cache; when none works it says what to do and make stops here.
+# The datasets first: scripts/data_setup.py finds, installs or downloads each one (where it
+# looks: README, "Data without the network"); when none works it says what to do and make
+# stops here.
 DATA_SETUP := $(PY) scripts/data_setup.py
 
 # Every chapter re-executed and compared by nbval, and the unit tests of convbook.
@@ -76,9 +76,10 @@ test-shifted: $(STAMP)
 	  $(PY) -m pytest -o addopts="" -p no:cacheprovider --durations=15 --nbval-lax \
 	    --nbval-current-env --nbval-cell-timeout=1500 $(PYTEST_WORKERS) $(NB)
 
+# The unit tests alone, without the slow ones (tests marked slow: make test runs those).
 unit: $(STAMP)
 	$(DATA_SETUP)
-	CONVBOOK_OFFLINE=1 CONVBOOK_STRICT=1 $(PY) -m pytest tests
+	CONVBOOK_OFFLINE=1 CONVBOOK_STRICT=1 $(PY) -m pytest tests -m "not slow"
 
 # Re-execute chapters in place after editing them or convbook: make execute NB=chapters/06_lenet.ipynb
 NB ?= $(sort $(wildcard chapters/*.ipynb))

@@ -9,6 +9,8 @@ step's allocation page-faults through the same memory again, zeroed. The Makefil
 This script times the same full-batch steps (same seed, same data, float32) in two fresh
 Python processes, one with the glibc defaults (the baseline) and one with the Makefile's
 setting, and checks that both computed the same losses. Run: ``python benchmarks/allocator.py``.
+Writes a markdown table to ``benchmarks/results/allocator_cpu.md`` with the machine, the
+date and the exact command, as ``lenet_speed.py`` does.
 """
 from __future__ import annotations
 
@@ -17,6 +19,11 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import torch
+
+from lenet_speed import RESULTS, Busy, machine, measured_with
 
 SETTING = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
 
@@ -55,21 +62,47 @@ def run(steps: int, setting: dict[str, str]) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def markdown(steps: int, baseline: dict, tuned: dict, busy: str) -> str:
+    """The results file: everything in it comes from this run."""
+    rows = []
+    for name, result in (("glibc defaults", baseline), ("Makefile setting", tuned)):
+        steady = result["seconds"][1:]   # the first step pays for the first allocations
+        rows.append(f"| {name} | {sum(steady) / len(steady):.2f} | {result['system_s']:.1f} "
+                    f"| {result['page_faults']:,} |")
+    speedup = sum(baseline["seconds"][1:]) / sum(tuned["seconds"][1:])
+    return "\n".join([
+        f"| allocator ({steps} full-batch steps of chapter 7) | s per step after the first "
+        "| s in the kernel | page faults |",
+        "| --- | ---: | ---: | ---: |",
+        *rows,
+        "",
+        f"Same losses in both runs; the Makefile setting is **{speedup:.1f}×** as fast per "
+        "step.",
+        "",
+        f"Machine: {machine(torch.device('cpu'))}.",
+        "",
+        f"Conditions: {busy or 'not measured (no /proc/stat)'}.",
+        "",
+        *measured_with("allocator.py"),
+    ])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the markdown table")
     args = parser.parse_args()
+    busy = Busy()
     baseline, tuned = run(args.steps, {}), run(args.steps, SETTING)
     if baseline["losses"] != tuned["losses"]:
         sys.exit(f"the two runs computed different losses: {baseline['losses']} vs "
                  f"{tuned['losses']}")
-    for name, result in (("glibc defaults", baseline), ("Makefile setting", tuned)):
-        steady = result["seconds"][1:]   # the first step pays for the first allocations
-        print(f"{name:17s} {sum(steady) / len(steady):5.2f} s per full-batch step after the "
-              f"first, {result['system_s']:5.1f} s in the kernel, "
-              f"{result['page_faults']:,} page faults")
-    speedup = sum(baseline["seconds"][1:]) / sum(tuned["seconds"][1:])
-    print(f"same losses; the setting is {speedup:.1f}x faster per step")
+    table = markdown(args.steps, baseline, tuned, busy.report())
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "allocator_cpu.md"
+    path.write_text(table)
+    print(table)
+    print(f"written to {path}")
 
 
 if __name__ == "__main__":

@@ -308,8 +308,15 @@ def machine(device: torch.device) -> str:
     return text + f"; torch {torch.__version__}, Python {platform.python_version()}"
 
 
+def measured_with(script: str) -> list[str]:
+    """The last lines of a results file: when it was measured, and the exact command."""
+    command = shlex.join(["python", f"benchmarks/{script}", *sys.argv[1:]])
+    return [f"Measured {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} with", "",
+            "```bash", command, "```", ""]
+
+
 def markdown(args, device: torch.device, d2l: dict, fast: dict, limit: dict,
-             variants: list[dict], command: str, busy: str) -> str:
+             variants: list[dict], busy: str) -> str:
     """The results file that speed.md includes: everything in it comes from this run."""
     # Labelled by the precision fit actually trained in, not by the flag.
     layout = "channels-last" if args.channels_last else "NCHW"
@@ -343,12 +350,7 @@ def markdown(args, device: torch.device, d2l: dict, fast: dict, limit: dict,
             or "none of " + ", ".join(SPEED_ENV) + " set",
         ])) + ".",
         "",
-        f"Measured {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} with",
-        "",
-        "```bash",
-        command,
-        "```",
-        "",
+        *measured_with("lenet_speed.py"),
     ])
 
 
@@ -367,8 +369,7 @@ def main(argv: list[str] | None = None) -> None:
     if d2l is None:
         print(fractions(fast, limit))
         return
-    command = shlex.join(["python", "benchmarks/lenet_speed.py", *sys.argv[1:]])
-    table = markdown(args, device, d2l, fast, limit, variants, command, busy.report())
+    table = markdown(args, device, d2l, fast, limit, variants, busy.report())
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"lenet_speed_{device.type}.md"
     path.write_text(table)

@@ -1,17 +1,20 @@
 """Writing files so that a crash or a kill never leaves half a file under its final name.
 
-Used by :mod:`convbook.sources` (dataset files in the cache) and :mod:`convbook.train`
-(checkpoints). Each write goes to a hidden temporary file beside the destination, is
-flushed to disk and renamed into place with ``os.replace``. While it is written, the
-temporary file holds an exclusive ``flock``, so a later run can tell the temporaries of a
-killed process (unlocked) from those of a process still writing (locked) and remove only
-the former.
+Used by :mod:`convbook.sources` (dataset files in the cache), :mod:`convbook.train`
+(checkpoints) and :mod:`convbook.apparel` (the competition folder). Each write goes to a
+hidden temporary file beside the destination, is flushed to disk and renamed into place
+with ``os.replace``. While it is written, the temporary file holds an exclusive ``flock``,
+so a later run can tell the temporaries of a killed process (unlocked) from those of a
+process still writing (locked) and remove only the former. :func:`exclusive` lets
+processes that share a folder take turns.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Callable
 
@@ -64,3 +67,14 @@ def remove_stale(folder: Path, pattern: str) -> list[Path]:
         except OSError:  # locked by a live writer, vanished, or not ours to delete
             continue
     return removed
+
+
+@contextlib.contextmanager
+def exclusive(lock: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the file ``lock`` (created if missing) inside the
+    block, so that processes sharing a folder take turns (a no-op without ``flock``)."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield

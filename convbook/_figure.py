@@ -1,7 +1,7 @@
 """The base of the course's figure modules: page-sized subplots, tensor checks, captions.
 
-``convbook.plot``, ``convbook.opfigures`` and ``convbook.attribution`` all draw with these
-helpers; keeping them here, below all three, means no figure module imports another's
+``convbook.plot`` and ``convbook.opfigures`` both draw with these helpers; keeping them
+here, below both, means no figure module imports another's
 private names (and none imports ``plot`` back).
 """
 from __future__ import annotations
@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
+from ._torch import check_labels
 
 MAX_WIDTH = 9.0  # inches; at DPI this is the widest figure the book page shows well
 DPI = 100
@@ -88,21 +90,6 @@ def _display_range(images: torch.Tensor) -> torch.Tensor:
     return (images - low) / (high - low).clamp_min(1e-12)
 
 
-def _check_labels(values, name: str, n: int, class_names) -> list[int] | None:
-    """``values`` as a list of ``n`` integer class indices that ``class_names`` can name."""
-    if values is None:
-        return None
-    tensor = torch.as_tensor(values)
-    if tensor.is_floating_point() or tensor.is_complex():
-        raise TypeError(f"{name} must be integer class indices, got dtype {tensor.dtype}")
-    indices = tensor.flatten().tolist()
-    if len(indices) != n:
-        raise ValueError(f"{name} has {len(indices)} entries but there are {n} images")
-    if class_names is not None and any(not 0 <= i < len(class_names) for i in indices):
-        raise ValueError(f"{name} must lie in [0, {len(class_names)}) to index class_names")
-    return indices
-
-
 def _captioned_images(images, labels, predictions, class_names, ncols: int):
     """Checked inputs of an image grid with captions (show_images, show_attribution).
 
@@ -116,8 +103,9 @@ def _captioned_images(images, labels, predictions, class_names, ncols: int):
                          f"got shape {tuple(batch.shape)}")
     if ncols < 1:
         raise ValueError(f"ncols must be at least 1, got {ncols}")
-    labels = _check_labels(labels, "labels", n, class_names)
-    predictions = _check_labels(predictions, "predictions", n, class_names)
+    k = None if class_names is None else len(class_names)
+    labels, predictions = (None if v is None else check_labels(v, k, name=name, count=n).tolist()
+                           for v, name in ((labels, "labels"), (predictions, "predictions")))
     pixels = _display_range(batch).permute(0, 2, 3, 1).numpy()
     return batch, pixels, labels, predictions
 

@@ -14,10 +14,8 @@ Layout written under ``folder``::
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ import pandas as pd
 from PIL import Image
 
 from . import data
-from ._atomic import fcntl
+from ._atomic import atomic_write, exclusive
 
 __all__ = ["TEST_FIRST_ID", "write_competition", "score_submission"]
 
@@ -40,17 +38,17 @@ _LOCK = ".lock"  # held while a process checks or writes the folder
 _SAMPLE_LABEL = 0
 
 
-def write_competition(folder: str | Path, *, n_train: int | None = None) -> Path:
+def write_competition(folder: str | Path, *, n_train: int | None = None,
+                      n_test: int | None = None) -> Path:
     """Write the competition files into ``folder`` and return it.
 
     Idempotent: the marker file written last by a finished run records ``n_train`` and
     the size of every file; when it is there and every file still has its recorded size
     (one ``stat`` each, well under a second), nothing is written. Otherwise (first run,
     an interrupted one, or files deleted or truncated since) every file is (re)written
-    and the marker goes last. ``n_train`` keeps only the first ``n_train``
-    training images (for tests and quick demos); the test set is always complete, so
-    :func:`score_submission` works on every folder. Writing all 70,000 PNGs takes about
-    10 s on two CPU cores. Concurrent calls on one folder (chapters 7 and 8 run side by
+    and the marker goes last. ``n_train`` and ``n_test`` keep only the first images of
+    each split (for tests and quick demos); :func:`score_submission` needs the complete
+    test set, the default. Writing all 70,000 PNGs takes about 10 s on two CPU cores. Concurrent calls on one folder (chapters 7 and 8 run side by
     side under ``make test``) take turns: each holds an exclusive lock on ``folder/.lock``
     while it checks or writes, so none reads a PNG that another is rewriting.
     """
@@ -58,26 +56,19 @@ def write_competition(folder: str | Path, *, n_train: int | None = None) -> Path
     train_set = data.get_dataset("fashion_mnist", train=True)
     if n_train is None:
         n_train = len(train_set)
+    n_test = _NUM_TEST if n_test is None else n_test
     if not 0 < n_train <= len(train_set):
         raise ValueError(f"n_train must be in 1..{len(train_set)}, got {n_train}")
-    with _exclusive(folder):
-        _write_if_incomplete(folder, train_set, n_train)
+    if not 0 < n_test <= _NUM_TEST:
+        raise ValueError(f"n_test must be in 1..{_NUM_TEST}, got {n_test}")
+    with exclusive(folder / _LOCK):
+        _write_if_incomplete(folder, train_set, n_train, n_test)
     return folder
 
 
-@contextlib.contextmanager
-def _exclusive(folder: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``folder/.lock`` (a no-op where there is no flock)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / _LOCK, "a") as lock:
-        if fcntl is not None:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
-def _write_if_incomplete(folder: Path, train_set: Any, n_train: int) -> None:
+def _write_if_incomplete(folder: Path, train_set: Any, n_train: int, n_test: int) -> None:
     """Write every competition file unless the marker says the folder is complete."""
-    stamp = {"n_train": n_train, "n_test": _NUM_TEST}
+    stamp = {"n_train": n_train, "n_test": n_test}
     marker = folder / _MARKER
     if _is_complete(folder, marker, stamp):
         return
@@ -85,33 +76,35 @@ def _write_if_incomplete(folder: Path, train_set: Any, n_train: int) -> None:
     test_set = data.get_dataset("fashion_mnist", train=False)
 
     train_ids = np.arange(1, n_train + 1)
-    test_ids = np.arange(TEST_FIRST_ID, TEST_FIRST_ID + _NUM_TEST)
+    test_ids = np.arange(TEST_FIRST_ID, TEST_FIRST_ID + n_test)
     _write_pngs(folder / "train", train_ids, train_set.data[:n_train].numpy())
-    _write_pngs(folder / "test", test_ids, test_set.data.numpy())
-    _remove_stale_pngs(folder / "train", n_train)
+    _write_pngs(folder / "test", test_ids, test_set.data[:n_test].numpy())
+    _remove_stale_pngs(folder / "train", train_ids[-1])
+    _remove_stale_pngs(folder / "test", test_ids[-1])
 
     labels = train_set.targets[:n_train].numpy()
     pd.DataFrame({"id": train_ids, "label": labels}).to_csv(folder / "train.csv", index=False)
     pd.DataFrame({"id": test_ids}).to_csv(folder / "test.csv", index=False)
     sample = pd.DataFrame({"id": test_ids, "label": _SAMPLE_LABEL})
     sample.to_csv(folder / "sample_submission.csv", index=False)
-    marker.write_text(json.dumps({**stamp, "sizes": _file_sizes(folder, n_train)}))
+    record = json.dumps({**stamp, "sizes": _file_sizes(folder, n_train, n_test)}).encode()
+    atomic_write(marker, lambda f: f.write(record), suffix=".tmp")
 
 
 _CSVS = ("train.csv", "test.csv", "sample_submission.csv")
 
 
-def _expected_files(folder: Path, n_train: int) -> list[Path]:
-    """Every file :func:`write_competition` writes for ``n_train``, the marker aside."""
+def _expected_files(folder: Path, n_train: int, n_test: int) -> list[Path]:
+    """Every file :func:`write_competition` writes for these sizes, the marker aside."""
     train = [folder / "train" / f"{i}.png" for i in range(1, n_train + 1)]
-    test = [folder / "test" / f"{i}.png" for i in range(TEST_FIRST_ID, TEST_FIRST_ID + _NUM_TEST)]
+    test = [folder / "test" / f"{i}.png" for i in range(TEST_FIRST_ID, TEST_FIRST_ID + n_test)]
     return [folder / name for name in _CSVS] + train + test
 
 
-def _file_sizes(folder: Path, n_train: int) -> list[int] | None:
+def _file_sizes(folder: Path, n_train: int, n_test: int) -> list[int] | None:
     """The size in bytes of each expected file, in order; ``None`` if one is missing."""
     try:
-        return [path.stat().st_size for path in _expected_files(folder, n_train)]
+        return [path.stat().st_size for path in _expected_files(folder, n_train, n_test)]
     except OSError:
         return None
 
@@ -125,7 +118,7 @@ def _is_complete(folder: Path, marker: Path, stamp: dict) -> bool:
     if not isinstance(recorded, dict) or {k: recorded.get(k) for k in stamp} != stamp:
         return False
     sizes = recorded.get("sizes")
-    return sizes is not None and _file_sizes(folder, stamp["n_train"]) == sizes
+    return sizes is not None and _file_sizes(folder, stamp["n_train"], stamp["n_test"]) == sizes
 
 
 def _write_pngs(folder: Path, ids: np.ndarray, images: np.ndarray) -> None:
@@ -141,10 +134,10 @@ def _write_pngs(folder: Path, ids: np.ndarray, images: np.ndarray) -> None:
         list(pool.map(write, [range(w, len(ids), workers) for w in range(workers)]))
 
 
-def _remove_stale_pngs(folder: Path, n_train: int) -> None:
-    """Delete training PNGs left by an earlier run with more images than this one."""
+def _remove_stale_pngs(folder: Path, last_id: int) -> None:
+    """Delete PNGs past ``last_id`` left by an earlier run with more images than this one."""
     for path in folder.glob("*.png"):
-        if path.stem.isdigit() and int(path.stem) > n_train:
+        if path.stem.isdigit() and int(path.stem) > last_id:
             path.unlink()
 
 

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from . import sources
+from ._torch import check_labels
 from .reproduce import generator
 
 __all__ = [
@@ -135,20 +136,6 @@ def normalize(images: torch.Tensor, name: str) -> torch.Tensor:
     return (images - mean_t) / std_t
 
 
-def _check_labels(labels: torch.Tensor) -> None:
-    """Class indices as ``cross_entropy`` needs them: int64 and never negative.
-
-    The upper end of the range depends on the model; :func:`convbook.train.fit` checks it.
-    """
-    if labels.dtype != torch.int64:
-        raise TypeError(
-            f"labels must be int64 class indices, got {labels.dtype}; convert them with "
-            "labels.long() (after checking that float labels hold whole numbers)"
-        )
-    if len(labels) and labels.min() < 0:
-        raise ValueError(f"labels must be class indices >= 0, found {int(labels.min())}")
-
-
 class TensorLoader:
     """Mini-batches sliced from tensors that live on one device, reshuffled every epoch.
 
@@ -189,7 +176,7 @@ class TensorLoader:
             )
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        _check_labels(labels)
+        check_labels(labels)  # the number of classes is the model's: fit checks it
         self.images = images.to(device) if device is not None else images
         self.labels = labels.to(self.images.device)
         self.batch_size = batch_size

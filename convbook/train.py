@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from ._atomic import atomic_write, remove_stale
+from ._torch import check_labels, check_model, eval_mode, model_device
 
 HISTORY_COLUMNS = (
     "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "examples_per_s",
@@ -43,18 +44,6 @@ def best_device() -> torch.device:
 
 def _resolve_device(device: torch.device | str | None) -> torch.device:
     return best_device() if device is None else torch.device(device)
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    """Where the model's parameters live (the CPU for a model without any)."""
-    for tensor in model.parameters():
-        return tensor.device
-    return torch.device("cpu")
-
-
-def _check_model(model: Any) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
 
 
 def _make_optimizer(
@@ -79,9 +68,9 @@ def _make_optimizer(
 def cpu_has_native_bfloat16() -> bool:
     """Whether this CPU does bfloat16 arithmetic in hardware (AVX-512 BF16 or AMX on x86).
 
-    Without it (e.g. AVX2-only AMD EPYC or older Intel), PyTorch emulates bfloat16 and an
-    autocast training step runs several times *slower* than in float32 (speed.md). Non-x86
-    CPUs are assumed to have it, as PyTorch's autocast does.
+    Without it (e.g. AVX2-only AMD EPYC or older Intel), PyTorch emulates bfloat16 and
+    autocast makes training slower rather than faster (speed.md). Non-x86 CPUs are assumed
+    to have it, as PyTorch's autocast does.
     """
     if platform.machine().lower() not in {"x86_64", "amd64", "i386", "i686"}:
         return True
@@ -138,29 +127,9 @@ def _checked_losses(losses: list[Tensor], epoch: int, first_batch: int) -> Tenso
     return values
 
 
-def _check_labels(y: Tensor, logits: Tensor, where: str) -> None:
-    """Labels must be int64 class indices below the model's number of outputs.
-
-    Checked before the loss, so a float, int32 or bool label, or a class the model has
-    no output for, fails here with a message instead of deep inside torch. The range is
-    checked only for labels on the CPU, where it costs no device synchronisation.
-    """
-    if not isinstance(y, Tensor) or y.dtype != torch.int64 or y.ndim != 1:
-        dtype = y.dtype if isinstance(y, Tensor) else type(y).__name__
-        shape = tuple(y.shape) if isinstance(y, Tensor) else "?"
-        raise TypeError(
-            f"{where}: labels must be int64 class indices of shape (N,), got {dtype} of "
-            f"shape {shape}; convert them with labels.long()"
-        )
-    if y.device.type != "cpu" or logits.ndim != 2 or len(y) == 0:
-        return
-    low, high = (int(v) for v in torch.aminmax(y))
-    num_classes = logits.shape[1]
-    if low < 0 or high >= num_classes:
-        raise ValueError(
-            f"{where}: labels must lie in 0..{num_classes - 1} (the model has {num_classes} "
-            f"outputs), found {low if low < 0 else high}"
-        )
+def _num_classes(logits: Tensor) -> int | None:
+    """The number of classes of ``(N, K)`` logits (``None`` for other shapes)."""
+    return logits.shape[1] if logits.ndim == 2 else None
 
 
 def _train_epoch(
@@ -185,7 +154,9 @@ def _train_epoch(
         X, y = _to_device(X, labels, device)
         with autocast(device, amp_dtype):
             logits = model(X)
-            _check_labels(labels, logits, f"epoch {epoch}, train_data batch {i + 1}")
+            # before the loss: a bad label fails here, naming its batch
+            check_labels(labels, _num_classes(logits),
+                         name=f"epoch {epoch}, train_data batch {i + 1}: labels")
             loss = loss_fn(logits, y)
         optimizer.zero_grad(set_to_none=True)
         if scaler is None:
@@ -222,22 +193,19 @@ def _evaluate(
     Also returns the 1-based index of the first batch whose loss is not finite (``None``
     when the mean loss is finite), so a NaN validation loss can say where it came from.
     """
-    was_training = model.training
-    model.eval()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     losses = []
     n = 0
-    with torch.no_grad(), autocast(device, amp_dtype):
+    with eval_mode(model), torch.no_grad(), autocast(device, amp_dtype):
         for i, (X, labels) in enumerate(data):
             X, y = _to_device(X, labels, device)
             logits = model(X)
-            _check_labels(labels, logits, f"{name} batch {i + 1}")
+            check_labels(labels, _num_classes(logits), name=f"{name} batch {i + 1}: labels")
             losses.append(loss_fn(logits, y).float())
             loss_sum += losses[-1] * len(y)
             correct += (logits.argmax(dim=1) == y).sum()
             n += len(y)
-    model.train(was_training)
     if n == 0:
         raise ValueError(f"the evaluation data ({name}) yielded no examples")
     result = {"loss": loss_sum.item() / n, "accuracy": correct.item() / n}
@@ -301,7 +269,7 @@ def fit(
     indices (checked per batch). Interrupted, the finished epochs stay reachable through
     :func:`last_history`. Chapter 6 and speed.md explain it.
     """
-    _check_model(model)
+    check_model(model)
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
     if log_every is not None and (not isinstance(log_every, int) or log_every < 1):
@@ -381,8 +349,8 @@ def evaluate(
     ``device=None`` evaluates where the model's parameters already are (where :func:`fit`
     left it); another device moves the model there. Returns ``{"loss", "accuracy"}``.
     """
-    _check_model(model)
-    device = _model_device(model) if device is None else torch.device(device)
+    check_model(model)
+    device = model_device(model) if device is None else torch.device(device)
     model.to(device)
     loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
     return _evaluate(model, data, loss_fn, device, amp_dtype=None)[0]
@@ -417,17 +385,14 @@ def predict(
     Accepts an images tensor ``(N, ...)``, run in batches of ``batch_size``, or a loader
     of ``(X, y)`` batches (labels are ignored). ``device`` as in :func:`evaluate`.
     """
-    _check_model(model)
+    check_model(model)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    device = _model_device(model) if device is None else torch.device(device)
+    device = model_device(model) if device is None else torch.device(device)
     model.to(device)
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         chunks = [model(X.to(device, non_blocking=True)).argmax(dim=1)
                   for X in _image_batches(data_or_images, batch_size)]
-    model.train(was_training)
     if not chunks:
         return torch.empty(0, dtype=torch.int64)
     return torch.cat(chunks).cpu()
@@ -472,7 +437,7 @@ def save_checkpoint(model: nn.Module, path: str | Path, **metadata: Any) -> Path
     temporaries of saves that were killed are removed on the next save to ``path``.
     NumPy scalars in ``metadata`` are stored as Python values. Returns the path.
     """
-    _check_model(model)
+    check_model(model)
     metadata = {key: _plain_metadata(value, key) for key, value in metadata.items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -510,7 +475,7 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> dict[str, Any]:
     another class or with other parameter names/shapes raises a ``ValueError`` that says
     what differs, before ``model`` is changed.
     """
-    _check_model(model)
+    check_model(model)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")

@@ -5,9 +5,9 @@ Usage: ``python scripts/data_setup.py [--datasets NAME ...] [--mirror URL ...]``
 
 For each dataset (Fashion-MNIST, MNIST, CIFAR-10), in order:
 
-1. an offline copy that ``convbook.sources.locate`` finds without downloading: the folder in
-   ``$CONVBOOK_DATA`` (the Makefile points it at ``../shared/data`` when that exists), the
-   Debian package's ``/usr/share/datasets/fashion-mnist/``, or the cache;
+1. an offline copy that ``convbook.sources.locate`` finds without downloading (its module
+   docstring gives the places and their order; the Makefile points ``$CONVBOOK_DATA`` at
+   ``../shared/data`` when that exists);
 2. for Fashion-MNIST, when running as root with apt: ``apt-get install dataset-fashion-mnist``;
 3. otherwise one download into the cache through ``convbook``'s mirrors, every file checked
    against its MD5 (``--mirror URL`` tries a mirror of your own first, e.g. a classroom

@@ -2,7 +2,7 @@
 
 Every chapter's first code cell installs ``convbook`` when it is missing, which is what makes
 the "open in Colab" button work (see "Three ways to run it" in intro.md). The cell's text is
-fixed in CONTRIBUTING.md; the repository it installs from is defined once, as
+``SETUP_CELL_TEMPLATE`` below (its one source); the repository it installs from is defined once, as
 ``repository.url`` in ``_config.yml``. This script derives the cell from that URL and
 
 - rewrites it into each chapter (``python scripts/sync_setup_cells.py``): the first code cell
@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from book_pages import REPO_ROOT
 
 SETUP_CELL_TEMPLATE = """\
 # Setup: on Colab, or anywhere convbook is missing, install it from the course repository.
@@ -47,7 +47,7 @@ def repository_url(config_path: Path) -> str:
 
 
 def setup_cell_source(url: str) -> str:
-    """The exact setup cell of CONTRIBUTING.md, installing from ``git+<url>``."""
+    """The setup cell every chapter starts with, installing from ``git+<url>``."""
     return SETUP_CELL_TEMPLATE.format(url=url)
 
 

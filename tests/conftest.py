@@ -1,10 +1,14 @@
-"""Shared fixtures: a throw-away dataset cache, so no test depends on ``~/.cache``."""
+"""Shared by every test: the repository root, a throw-away dataset cache (so no test
+depends on ``~/.cache``) and figures that are closed after each test."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent  # test modules: from conftest import ROOT
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +37,19 @@ def offline_data() -> Path:
             "`make test` sets it when that folder exists"
         )
     return Path(folder)
+
+
+@pytest.fixture(autouse=True)
+def _headless_figures(monkeypatch: pytest.MonkeyPatch):
+    """Fail any test whose figure code calls ``plt.show`` (convbook returns figures, the
+    notebook shows them); close every figure afterwards. Tests that never draw do not
+    import matplotlib for it."""
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:
+        def refuse(*args, **kwargs):
+            raise AssertionError("convbook must return figures, never call plt.show")
+        monkeypatch.setattr(plt, "show", refuse)
+    yield
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:
+        plt.close("all")

@@ -9,8 +9,10 @@ import pytest
 from PIL import Image
 
 from convbook import apparel, data
+from convbook._atomic import exclusive
 
-N_TRAIN = 120  # a small folder: the test split is always complete (10,000 images)
+N_TRAIN, N_TEST = 120, 30  # a small folder; chapters 7 and 8 write all 70,000 images
+LAST_TEST_ID = apparel.TEST_FIRST_ID + N_TEST - 1
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +25,8 @@ def fashion():
 
 @pytest.fixture(scope="module")
 def competition(tmp_path_factory, fashion):
-    return apparel.write_competition(tmp_path_factory.mktemp("apparel"), n_train=N_TRAIN)
+    return apparel.write_competition(tmp_path_factory.mktemp("apparel"), n_train=N_TRAIN,
+                                     n_test=N_TEST)
 
 
 @pytest.fixture
@@ -48,15 +51,16 @@ def test_layout_and_csvs(competition, fashion):
     assert list(train.columns) == ["id", "label"] and list(test.columns) == ["id"]
     assert train["id"].tolist() == list(range(1, N_TRAIN + 1))
     assert train["label"].tolist() == fashion["train"].targets[:N_TRAIN].tolist()
-    assert test["id"].tolist() == list(range(60_001, 70_001))
+    assert test["id"].tolist() == list(range(60_001, LAST_TEST_ID + 1))
     assert sample["id"].tolist() == test["id"].tolist() and sample["label"].nunique() == 1
     assert len(list((competition / "train").glob("*.png"))) == N_TRAIN
-    assert len(list((competition / "test").glob("*.png"))) == 10_000
+    assert len(list((competition / "test").glob("*.png"))) == N_TEST
 
 
 @pytest.mark.parametrize(
     "split, id_, index",
-    [("train", 1, 0), ("train", N_TRAIN, N_TRAIN - 1), ("test", 60_001, 0), ("test", 70_000, 9999)],
+    [("train", 1, 0), ("train", N_TRAIN, N_TRAIN - 1), ("test", 60_001, 0),
+     ("test", LAST_TEST_ID, N_TEST - 1)],
 )
 def test_pngs_hold_the_dataset_images(competition, fashion, split, id_, index):
     png = np.array(Image.open(competition / split / f"{id_}.png"))
@@ -66,7 +70,7 @@ def test_pngs_hold_the_dataset_images(competition, fashion, split, id_, index):
 
 def test_second_call_writes_nothing(competition):
     before = {p: p.stat().st_mtime_ns for p in competition.rglob("*")}
-    assert apparel.write_competition(competition, n_train=N_TRAIN) == competition
+    assert apparel.write_competition(competition, n_train=N_TRAIN, n_test=N_TEST) == competition
     assert {p: p.stat().st_mtime_ns for p in competition.rglob("*")} == before
 
 
@@ -78,22 +82,29 @@ def test_incomplete_folder_is_rewritten(tmp_path, competition):
     (folder / "train").mkdir()
     (folder / "train" / "1.png").write_bytes(b"half a png")
     (folder / "train" / f"{N_TRAIN + 5}.png").write_bytes(b"left over from a bigger run")
-    apparel.write_competition(folder, n_train=N_TRAIN)
+    (folder / "test").mkdir()
+    (folder / "test" / f"{LAST_TEST_ID + 1}.png").write_bytes(b"left over from a bigger run")
+    apparel.write_competition(folder, n_train=N_TRAIN, n_test=N_TEST)
     assert np.array(Image.open(folder / "train" / "1.png")).shape == (28, 28)
     assert not (folder / "train" / f"{N_TRAIN + 5}.png").exists()
-    assert len(list((folder / "test").glob("*.png"))) == 10_000
+    assert len(list((folder / "test").glob("*.png"))) == N_TEST
 
 
-def test_n_train_out_of_range(tmp_path):
+def test_sizes_out_of_range(tmp_path):
     with pytest.raises(ValueError, match="n_train must be in 1..60000, got 0"):
         apparel.write_competition(tmp_path, n_train=0)
+    with pytest.raises(ValueError, match="n_test must be in 1..10000, got 10001"):
+        apparel.write_competition(tmp_path, n_test=10_001)
 
 
 # ---------------------------------------------------------------------- scoring
 
 
-def test_sample_submission_scores_one_tenth(competition):
-    assert apparel.score_submission(competition / "sample_submission.csv") == pytest.approx(0.1)
+def test_one_label_for_all_as_the_sample_submission_scores_one_tenth(competition, truth,
+                                                                     tmp_path):
+    label = pd.read_csv(competition / "sample_submission.csv")["label"].unique().item()
+    path = write(truth.assign(label=label), tmp_path)  # each class is a tenth of the test set
+    assert apparel.score_submission(path) == pytest.approx(0.1)
 
 
 def test_perfect_and_imperfect_submissions(truth, tmp_path):
@@ -137,18 +148,18 @@ def test_missing_submission_file(tmp_path):
 
 
 def test_a_damaged_folder_is_verified_and_repaired(tmp_path, fashion):
-    folder = apparel.write_competition(tmp_path / "comp", n_train=20)
+    folder = apparel.write_competition(tmp_path / "comp", n_train=20, n_test=N_TEST)
     (folder / "train" / "7.png").unlink()
-    truncated = folder / "test" / "60100.png"
+    truncated = folder / "test" / "60010.png"
     truncated.write_bytes(truncated.read_bytes()[:20])
     (folder / "train.csv").write_text("id,label\n1,9\n")
-    assert apparel.write_competition(folder, n_train=20) == folder
+    assert apparel.write_competition(folder, n_train=20, n_test=N_TEST) == folder
     assert np.array_equal(np.array(Image.open(folder / "train" / "7.png")),
                           fashion["train"].data[6].numpy())
-    assert np.array_equal(np.array(Image.open(truncated)), fashion["test"].data[99].numpy())
+    assert np.array_equal(np.array(Image.open(truncated)), fashion["test"].data[9].numpy())
     assert pd.read_csv(folder / "train.csv")["id"].tolist() == list(range(1, 21))
     before = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
-    apparel.write_competition(folder, n_train=20)
+    apparel.write_competition(folder, n_train=20, n_test=N_TEST)
     assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == before
 
 
@@ -167,9 +178,10 @@ def test_a_second_writer_waits_for_the_first(tmp_path):
     side): the second must not check or rewrite the folder while the first holds it."""
     folder = tmp_path / "comp"
     done = threading.Event()
-    with apparel._exclusive(folder):          # as a first writer still at work
+    with exclusive(folder / ".lock"):         # as a first writer still at work
         writer = threading.Thread(
-            target=lambda: (apparel.write_competition(folder, n_train=20), done.set()))
+            target=lambda: (apparel.write_competition(folder, n_train=20, n_test=N_TEST),
+                            done.set()))
         writer.start()
         assert not done.wait(1.0), "the second writer did not wait for the lock"
         assert not (folder / "train").exists(), "it wrote while the first held the lock"

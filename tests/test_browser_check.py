@@ -8,17 +8,14 @@ the vendored MathJax typesets a formula with no network.
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import browser_check  # noqa: E402
-import headless  # noqa: E402
+import browser_check
+import headless
+from conftest import ROOT
 
 TYPESET = "<span class='math'><mjx-container class='MathJax'>k × k</mjx-container></span>"
 

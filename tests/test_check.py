@@ -14,11 +14,11 @@ import convbook as cb
 from convbook import ops
 
 
-def failure(checker, fn, **options) -> str:
+def failure(checker, fn) -> str:
     """The CheckFailed message ``checker`` raises on ``fn`` (the test fails if none), with
     its wrapped lines joined again, so that tests can look for whole sentences."""
     with pytest.raises(cb.check.CheckFailed) as info:
-        checker(fn, **options)
+        checker(fn)
     assert isinstance(info.value, AssertionError)
     message = str(info.value)
     assert all(len(line) <= 88 for line in message.splitlines()), message
@@ -108,9 +108,10 @@ def endless(X, K):
 
 
 @pytest.mark.parametrize("slow", [endless, lambda X, K: time.sleep(5)])
-def test_corr2d_too_slow_is_stopped_at_the_time_limit(slow):
+def test_corr2d_too_slow_is_stopped_at_the_time_limit(slow, monkeypatch):
+    monkeypatch.setattr(cb.check._runner, "TIME_LIMIT", 0.2)
     start = time.perf_counter()
-    message = failure(cb.check.corr2d, slow, time_limit=0.2)
+    message = failure(cb.check.corr2d, slow)
     assert time.perf_counter() - start < 3
     assert "it was still running after 0.2 s, the time limit" in message
     assert "endless loop" in message

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ROOT
+
 from convbook import sources
 
-ROOT = Path(__file__).resolve().parent.parent
 DEBIAN = sources.DEBIAN_FASHION_MNIST
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "MNIST" / "raw"
 FASHION_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",

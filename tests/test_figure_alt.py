@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,10 +21,8 @@ from docutils.utils import new_document  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "_ext"))
-
-import figure_alt  # noqa: E402
+import figure_alt
+from conftest import ROOT
 
 
 def test_describe_reads_suptitle_panel_titles_and_axis_labels():

@@ -1,14 +1,9 @@
 """scripts/merge_streams.py: a line split across two stream outputs is joined, nothing else."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import nbformat
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-
-import merge_streams  # noqa: E402  (scripts/ is not a package)
+import merge_streams
 
 
 def _stream(name: str, text: str):

@@ -11,8 +11,8 @@ import nbformat
 import pytest
 
 import nbval_approx
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 TAGS = ("nbval-approx", "nbval-ignore-output")
 
 

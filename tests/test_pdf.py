@@ -11,16 +11,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from book_pages import book_pages, heading_title, notebook_png_count  # noqa: E402
+from book_pages import book_pages, heading_title, notebook_png_count
+from conftest import ROOT
 
 # make pdf names the PDF it just printed: then a missing file or missing poppler fails.
 REQUIRED = "CONVBOOK_PDF" in os.environ

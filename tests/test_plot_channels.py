@@ -1,17 +1,10 @@
 """Tests of convbook.plot.show_channel_stats (chapter 6's batch-norm figure): the points and
 bars drawn are each channel's mean and ± one standard deviation of the tensors passed."""
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 
 from convbook import plot
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
 
 
 def _drawn(ax):

@@ -1,4 +1,4 @@
-"""convbook.check_model — check a learner's whole LeNet (chapter 6), as ``cb.check.lenet``.
+"""The network checker of chapter 6: ``cb.check.lenet`` compares a learner's LeNet with ours.
 
 The learner's model and ``convbook.models.LeNet`` each take one ``(1, 1, 28, 28)`` image;
 their convolution, pooling and linear layers are compared in order (kind and output
@@ -8,14 +8,14 @@ is reported with a hint.
 """
 from __future__ import annotations
 
-from functools import partial
 from itertools import zip_longest
 
 import torch
 from torch import nn
 
-from .check_runner import CheckFailed, keep, wrap
-from .models import LeNet, count_parameters
+from .._torch import Layer, ShapeRecorder, eval_mode
+from ..models import LeNet, count_parameters
+from ._runner import CheckFailed, keep, wrap
 
 __all__ = ["lenet"]
 
@@ -40,33 +40,18 @@ HINTS = {
 }
 
 
-def _record(model: nn.Module) -> tuple[list[tuple[str, str, tuple, int]], str | None]:
+def _record(model: nn.Module) -> tuple[list[Layer], str | None]:
     """Run one zero image through ``model`` (eval mode, no gradients, every module's mode
-    restored after); return ``(name, class, output shape, parameters)`` of each compared
-    layer it passed through, and the error that stopped it, if any."""
-    rows, seen, handles = [], set(), []
-
-    def log(name: str, module: nn.Module, args: tuple, output: torch.Tensor) -> None:
-        params = 0 if id(module) in seen else sum(p.numel() for p in module.parameters())
-        seen.add(id(module))
-        rows.append((name, type(module).__name__, tuple(output.shape), params))
-
-    for name, module in model.named_modules():
-        if isinstance(module, COMPARED):
-            handles.append(module.register_forward_hook(partial(log, name)))
-    modes, error = {module: module.training for module in model.modules()}, None
-    try:
-        model.eval()
-        with torch.no_grad():
+    restored after); return each compared layer it passed through (name, class, output
+    shape, parameters) and the error that stopped it, if any."""
+    compared = [(name, m) for name, m in model.named_modules() if isinstance(m, COMPARED)]
+    error = None
+    with eval_mode(model), torch.no_grad(), ShapeRecorder(compared) as recorder:
+        try:
             model(torch.zeros(INPUT))
-    except Exception as exc:  # whatever the learner's forward raises
-        error = f"{type(exc).__name__}: {exc}"
-    finally:
-        for handle in handles:
-            handle.remove()
-        for module, training in modes.items():
-            module.training = training
-    return rows, error
+        except Exception as exc:  # whatever the learner's forward raises
+            error = f"{type(exc).__name__}: {exc}"
+    return recorder.layers, error
 
 
 def _shape_hint(index: int, kind: str, expected: tuple, obtained: tuple) -> str:
@@ -163,16 +148,11 @@ def lenet(model: nn.Module) -> None:
 def _check_batch_of_two(model: nn.Module) -> None:
     """The model must keep the batch dimension: two images in, ``(2, 10)`` out. Runs in
     eval mode without gradients, then restores every module's mode."""
-    modes = {module: module.training for module in model.modules()}
-    try:
-        model.eval()
-        with torch.no_grad():
+    with eval_mode(model), torch.no_grad():
+        try:
             shape = tuple(model(torch.zeros(2, *INPUT[1:])).shape)
-    except Exception as error:  # whatever the learner's forward raises
-        shape = f"an error ({type(error).__name__}: {error})"
-    finally:
-        for module, training in modes.items():
-            module.training = training
+        except Exception as error:  # whatever the learner's forward raises
+            shape = f"an error ({type(error).__name__}: {error})"
     if shape != (2, 10):
         raise CheckFailed(wrap([f"lenet failed: a batch of 2 images gives {shape}, not an "
                                 "output of shape (2, 10).", "Hint: keep the batch "

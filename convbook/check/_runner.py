@@ -1,4 +1,4 @@
-"""convbook.check_runner — how ``convbook.check`` runs a learner's function (chapters 2–6).
+"""How every checker of ``convbook.check`` runs a learner's function (chapters 2–6).
 
 A checker hands :func:`run` a list of :class:`Case` objects, the reference that computes
 the right answer with ``torch.nn.functional``, and a catalogue of :class:`Mistake` objects
@@ -24,10 +24,11 @@ from typing import Any, Optional
 
 import torch
 
-__all__ = ["Case", "CheckFailed", "Mistake", "describe", "ints", "keep", "randint", "run",
-           "same", "tensor_hint", "wrap"]
+__all__ = ["Case", "CheckFailed", "Mistake", "describe", "feedback", "ints", "keep", "randint",
+           "run", "same", "tensor_hint", "wrap"]
 
 MAX_VALUES = 48
+TIME_LIMIT = 2.0  # seconds a learner's function may run on one case
 WIDTH = 88
 NO_BREAK = "\u00a0"
 
@@ -242,8 +243,7 @@ class _Check:
 
 def run(name: str, fn: Callable, cases: Sequence[Case], *, reference: Callable,
         what: str, signature: str, mistakes: Sequence[Mistake] = (),
-        generic_hint: Callable[[Case, Any, Any], str], time_limit: float = 2.0,
-        atol: float = 1e-5) -> None:
+        generic_hint: Callable[[Case, Any, Any], str], atol: float = 1e-5) -> None:
     """Check ``fn`` on ``cases`` in order, against ``reference``; see the module docstring.
 
     ``what`` names the reference in the success line, ``signature`` shows how ``fn`` is
@@ -254,7 +254,7 @@ def run(name: str, fn: Callable, cases: Sequence[Case], *, reference: Callable,
     if not callable(fn):
         raise CheckFailed(wrap([f"{name} needs a function, got {type(fn).__name__}: pass "
                                 "the function itself, without calling it"]))
-    check = _Check(name, fn, reference, signature, mistakes, generic_hint, time_limit,
+    check = _Check(name, fn, reference, signature, mistakes, generic_hint, TIME_LIMIT,
                    atol)
     for index, case in enumerate(cases):
         failure = check.failure(case)
@@ -264,6 +264,21 @@ def run(name: str, fn: Callable, cases: Sequence[Case], *, reference: Callable,
             failure = check.smallest_failure(cases[index + 1:], failure, case.size)
         raise failure
     print(f"{name}: all {len(cases)} cases match {what}.")
+
+
+def feedback(checker: Callable[[Callable], None], fn: Callable) -> str:
+    """What ``checker`` tells a learner about ``fn``: the text of its :class:`CheckFailed`.
+
+    Chapters 2–6 show what a checker says about a deliberately wrong version of their
+    operation. A checker that accepts the wrong version is itself broken, so that raises
+    an ``AssertionError`` instead of returning an empty message.
+    """
+    try:
+        checker(fn)
+    except CheckFailed as failure:
+        return str(failure)
+    raise AssertionError(f"{checker.__name__} accepted {getattr(fn, '__name__', fn)!r}, "
+                         "which it should have rejected")
 
 
 def keep(text: str) -> str:

@@ -1,16 +1,8 @@
-"""convbook.check — instant feedback on the operations a learner writes (chapters 2–6).
+"""The convolution checkers of chapters 2–4: ``cb.check.corr2d``, ``conv_output_shape``,
+``corr2d_multi_in``, ``corr2d_multi_in_out`` and ``corr2d_multi_in_out_1x1``.
 
-Call a checker on your own function, e.g. ``cb.check.corr2d(my_corr2d)``. It runs the
-chapter's worked example first, then random and edge cases (non-square inputs and kernels,
-1×1 kernels, a kernel as large as the input, several channels) against the answer that
-``torch.nn.functional`` gives. On success it prints one line; on failure it raises
-:class:`CheckFailed` (an ``AssertionError``) showing the smallest failing case, the expected
-and the obtained result, and a hint when the mistake is a common one. Each call has a time
-limit (``time_limit`` seconds), and the check stops at the first failure.
-
-This module holds the convolution checkers of chapters 2–4; ``pool2d`` and
-``batch_norm`` (chapters 5–6) come from ``convbook.check_layers``, ``lenet`` (chapter 6)
-from ``convbook.check_model``, and ``convbook.check_runner`` runs the cases for all.
+Each runs a learner's function on the chapter's worked example, then edge and random cases,
+against ``F.conv2d``.
 """
 from __future__ import annotations
 
@@ -21,37 +13,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .check_layers import batch_norm, pool2d
-from .check_model import lenet
-from .check_runner import Case, CheckFailed, Mistake, ints, keep, randint, run, tensor_hint
+from ._runner import Case, Mistake, ints, keep, randint, run, tensor_hint
 
-__all__ = [
-    "CheckFailed",
-    "batch_norm",
-    "conv_output_shape",
-    "corr2d",
-    "corr2d_multi_in",
-    "corr2d_multi_in_out",
-    "corr2d_multi_in_out_1x1",
-    "feedback",
-    "lenet",
-    "pool2d",
-]
-
-def feedback(checker: Callable[[Callable], None], fn: Callable) -> str:
-    """What ``checker`` tells a learner about ``fn``: the text of its :class:`CheckFailed`.
-
-    Chapters 2–6 show what a checker says about a deliberately wrong version of their
-    operation. A checker that accepts the wrong version is itself broken, so that raises
-    an ``AssertionError`` instead of returning an empty message.
-    """
-    try:
-        checker(fn)
-    except CheckFailed as failure:
-        return str(failure)
-    raise AssertionError(f"{checker.__name__} accepted {getattr(fn, '__name__', fn)!r}, "
-                         "which it should have rejected")
-
+__all__ = ["conv_output_shape", "corr2d", "corr2d_multi_in", "corr2d_multi_in_out",
+           "corr2d_multi_in_out_1x1"]
 
 AS_IS = f"cross-correlation uses K as it is: {keep('Y[i, j] = (X[i:i+h, j:j+w] * K).sum()')}."
 FLIPPED = f"Your output is the true convolution (kernel rotated by 180°), but {AS_IS}"
@@ -92,7 +57,7 @@ def _corr2d_cases() -> list[Case]:
     return cases
 
 
-def corr2d(fn: Callable, *, time_limit: float = 2.0) -> None:
+def corr2d(fn: Callable) -> None:
     """Check a learner's ``corr2d(X, K)``, 2-D cross-correlation (chapter 2).
 
     ``fn`` gets an ``(H, W)`` float32 ``X`` and an ``(h, w)`` ``K`` and must return the
@@ -106,7 +71,7 @@ def corr2d(fn: Callable, *, time_limit: float = 2.0) -> None:
                           lambda X, K: _corr2d_reference(X, K.flip(0))),
                   Mistake(f"The kernel is flipped left to right, but {AS_IS}",
                           lambda X, K: _corr2d_reference(X, K.flip(1)))],
-        generic_hint=partial(tensor_hint, rule=CORR2D_RULE), time_limit=time_limit)
+        generic_hint=partial(tensor_hint, rule=CORR2D_RULE))
 
 
 def _shape_reference(input_hw, kernel, padding, stride, dilation) -> tuple[int, int]:
@@ -206,7 +171,7 @@ def _shape_cases() -> list[Case]:
     return cases + [_random_shape_case(gen, number) for number in range(1, 11)]
 
 
-def conv_output_shape(fn: Callable, *, time_limit: float = 2.0) -> None:
+def conv_output_shape(fn: Callable) -> None:
     """Check a learner's ``conv_output_shape(input_hw, kernel, padding, stride, dilation)``
     (chapter 3) against the output sizes ``F.conv2d`` really produces.
 
@@ -217,8 +182,7 @@ def conv_output_shape(fn: Callable, *, time_limit: float = 2.0) -> None:
         what="F.conv2d (chapter 3's examples, edge and random cases)",
         signature="conv_output_shape(input_hw, kernel, padding, stride, dilation), "
                   "each a (height, width) pair",
-        mistakes=_shape_mistakes(), generic_hint=_shape_hint_generic,
-        time_limit=time_limit)
+        mistakes=_shape_mistakes(), generic_hint=_shape_hint_generic)
 
 
 def _conv_reference(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
@@ -277,7 +241,7 @@ def _multi_in_mistakes() -> list[Mistake]:
     ]
 
 
-def corr2d_multi_in(fn: Callable, *, time_limit: float = 2.0) -> None:
+def corr2d_multi_in(fn: Callable) -> None:
     """Check a learner's ``corr2d_multi_in(X, K)`` (chapter 4): a ``(C, H, W)`` input and a
     ``(C, h, w)`` kernel give one ``(H - h + 1, W - w + 1)`` channel, as ``F.conv2d``."""
     X, K = _chapter4_example()
@@ -288,8 +252,7 @@ def corr2d_multi_in(fn: Callable, *, time_limit: float = 2.0) -> None:
     run("corr2d_multi_in", fn, cases, reference=lambda X, K: _conv_reference(X, K[None])[0],
         what="F.conv2d (chapter 4's example, edge and random cases)",
         signature="corr2d_multi_in(X, K) with X of shape (C, H, W) and K of shape (C, h, w)",
-        mistakes=_multi_in_mistakes(), generic_hint=partial(tensor_hint, rule=rule),
-        time_limit=time_limit)
+        mistakes=_multi_in_mistakes(), generic_hint=partial(tensor_hint, rule=rule))
 
 
 def _multi_in_out_mistakes() -> list[Mistake]:
@@ -310,7 +273,7 @@ def _multi_in_out_mistakes() -> list[Mistake]:
     ]
 
 
-def corr2d_multi_in_out(fn: Callable, *, time_limit: float = 2.0) -> None:
+def corr2d_multi_in_out(fn: Callable) -> None:
     """Check a learner's ``corr2d_multi_in_out(X, K)`` (chapter 4): ``(C_in, H, W)`` and
     ``(C_out, C_in, h, w)`` give ``(C_out, H - h + 1, W - w + 1)``, as ``F.conv2d``."""
     X, K = _chapter4_example()
@@ -322,8 +285,7 @@ def corr2d_multi_in_out(fn: Callable, *, time_limit: float = 2.0) -> None:
         what="F.conv2d (chapter 4's example, edge and random cases)",
         signature="corr2d_multi_in_out(X, K) with X of shape (C_in, H, W) and K of shape "
                   "(C_out, C_in, h, w)",
-        mistakes=_multi_in_out_mistakes(), generic_hint=partial(tensor_hint, rule=rule),
-        time_limit=time_limit)
+        mistakes=_multi_in_out_mistakes(), generic_hint=partial(tensor_hint, rule=rule))
 
 
 def _one_by_one_mistakes() -> list[Mistake]:
@@ -346,7 +308,7 @@ def _one_by_one_mistakes() -> list[Mistake]:
     ]
 
 
-def corr2d_multi_in_out_1x1(fn: Callable, *, time_limit: float = 2.0) -> None:
+def corr2d_multi_in_out_1x1(fn: Callable) -> None:
     """Check a learner's ``corr2d_multi_in_out_1x1(X, K)`` (chapter 4): a 1×1 convolution
     of ``(C_in, H, W)`` with ``(C_out, C_in, 1, 1)``, as a matrix product, vs ``F.conv2d``."""
     gen = torch.Generator().manual_seed(1)
@@ -358,5 +320,4 @@ def corr2d_multi_in_out_1x1(fn: Callable, *, time_limit: float = 2.0) -> None:
         what="F.conv2d (chapter 4's shapes, edge and random cases)",
         signature="corr2d_multi_in_out_1x1(X, K) with X of shape (C_in, H, W) and K of "
                   "shape (C_out, C_in, 1, 1)",
-        mistakes=_one_by_one_mistakes(), generic_hint=partial(tensor_hint, rule=rule),
-        time_limit=time_limit)
+        mistakes=_one_by_one_mistakes(), generic_hint=partial(tensor_hint, rule=rule))

@@ -1,9 +1,7 @@
-"""convbook.check_layers — the checkers of chapters 5 and 6: pooling and batch norm.
+"""The layer checkers of chapters 5 and 6: ``cb.check.pool2d`` and ``cb.check.batch_norm``.
 
-Used through ``convbook.check``: ``cb.check.pool2d(fn)`` and ``cb.check.batch_norm(fn)``
-run a learner's function on the chapter's example, then edge and random cases, against
-``F.max_pool2d`` / ``F.avg_pool2d`` and ``F.batch_norm``, as ``convbook.check`` does for
-the convolutions; ``convbook.check_model`` checks a whole LeNet.
+Each runs a learner's function on the chapter's example, then edge and random cases,
+against ``F.max_pool2d`` / ``F.avg_pool2d`` and ``F.batch_norm``.
 """
 from __future__ import annotations
 
@@ -14,7 +12,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .check_runner import Case, Mistake, describe, ints, keep, randint, run, tensor_hint
+from ._runner import Case, Mistake, describe, ints, keep, randint, run, tensor_hint
 
 __all__ = ["batch_norm", "pool2d"]
 
@@ -118,7 +116,7 @@ def _pool_mistakes() -> list[Mistake]:
     ]
 
 
-def pool2d(fn: Callable, *, time_limit: float = 2.0) -> None:
+def pool2d(fn: Callable) -> None:
     """Check a learner's ``pool2d(X, pool_size, mode, padding, stride)`` (chapter 5).
 
     ``fn`` is called as ``fn(X, pool_size, mode=..., padding=..., stride=...)`` with
@@ -131,8 +129,7 @@ def pool2d(fn: Callable, *, time_limit: float = 2.0) -> None:
         what="F.max_pool2d/F.avg_pool2d (chapter 5's examples, edge and random cases)",
         signature="pool2d(X, pool_size, mode=..., padding=..., stride=...) with "
                   "(height, width) pairs",
-        mistakes=_pool_mistakes(), generic_hint=partial(tensor_hint, rule=POOL_RULE),
-        time_limit=time_limit)
+        mistakes=_pool_mistakes(), generic_hint=partial(tensor_hint, rule=POOL_RULE))
 
 
 def _bn_reference(X, gamma, beta, moving_mean, moving_var, *, training, eps, momentum):
@@ -237,7 +234,7 @@ def _bn_cases() -> list[Case]:
     return cases
 
 
-def batch_norm(fn: Callable, *, time_limit: float = 2.0) -> None:
+def batch_norm(fn: Callable) -> None:
     """Check a learner's ``batch_norm(X, gamma, beta, moving_mean, moving_var, *, training,
     eps, momentum) -> (Y, new_moving_mean, new_moving_var)`` (chapter 6) against
     ``F.batch_norm``, in training and evaluation mode, running statistics included.
@@ -250,4 +247,4 @@ def batch_norm(fn: Callable, *, time_limit: float = 2.0) -> None:
         what="F.batch_norm (both modes, 2-D and 4-D, running statistics)",
         signature="batch_norm(X, gamma, beta, moving_mean, moving_var, training=..., "
                   "eps=..., momentum=...)",
-        mistakes=mistakes, generic_hint=_bn_hint, time_limit=time_limit, atol=1e-4)
+        mistakes=mistakes, generic_hint=_bn_hint, atol=1e-4)
