@@ -11,14 +11,13 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-__all__ = ["Animation", "animate", "figures_to_gif"]
+__all__ = ["Animation", "animate"]
 
 FRAME_MS = 700  # how long each frame shows
 LAST_MS = 2500  # the finished picture stays longer before the loop restarts
@@ -39,12 +38,6 @@ class Animation:
         return {"image/gif": base64.b64encode(self.data).decode("ascii"),
                 "text/plain": f"Animation: {self.title} ({self.n_frames} frames)"}
 
-    def save(self, path: str | Path) -> Path:
-        """Write the GIF to ``path`` (e.g. to put it on a slide) and return the path."""
-        path = Path(path)
-        path.write_bytes(self.data)
-        return path
-
 
 def _render(fig: Figure) -> Image.Image:
     """The figure's pixels as an RGB image, drawn by Agg (never shown by pyplot)."""
@@ -53,7 +46,7 @@ def _render(fig: Figure) -> Image.Image:
     return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
 
 
-def figures_to_gif(figures: list[Figure], *, frame_ms: int = FRAME_MS,
+def _figures_to_gif(figures: list[Figure], *, frame_ms: int = FRAME_MS,
                    last_ms: int = LAST_MS, comment: str = "") -> bytes:
     """The figures, all the same size, as the bytes of one looping GIF.
 
@@ -92,6 +85,6 @@ def animate(draw_frame: Callable[[int], Figure], n_frames: int, title: str, *,
     """
     if not isinstance(n_frames, int) or n_frames < 1:
         raise ValueError(f"n_frames must be a positive int, got {n_frames!r}")
-    data = figures_to_gif([draw_frame(i) for i in range(n_frames)], frame_ms=frame_ms,
+    data = _figures_to_gif([draw_frame(i) for i in range(n_frames)], frame_ms=frame_ms,
                           comment=f"Animation in {n_frames} frames: {title}")
     return Animation(data, n_frames, title)

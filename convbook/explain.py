@@ -1,6 +1,6 @@
 """convbook.explain — which pixels a trained classifier's decision depends on (chapter 9).
 
-Two standard attribution maps, each ``(H, W)`` per image, larger meaning "matters more":
+Three standard attribution maps, each ``(H, W)`` per image, larger meaning "matters more":
 
 - ``saliency``: the gradient of the class score (the logit) with respect to the input,
   in absolute value and maximised over colour channels (Simonyan, Vedaldi and Zisserman,
@@ -8,6 +8,10 @@ Two standard attribution maps, each ``(H, W)`` per image, larger meaning "matter
 - ``occlusion``: how much the class *probability* drops when a square patch of the image is
   replaced by ``fill``, slid over the image (Zeiler and Fergus, 2014). Many forward passes;
   shows which regions the decision actually needs.
+- ``grad_cam``: the maps of a named convolutional layer, weighted by how much the class
+  score depends on each map on average, summed, kept where positive and upsampled to the
+  image (Selvaraju et al., 2017). One backward pass; shows which regions the layer's
+  features that raise the score sit in, at the layer's coarser resolution.
 
 Both put the model in evaluation mode (dropout off, batch norm on its running statistics,
 so each image is explained on its own) and restore its mode afterwards.
@@ -17,9 +21,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._torch import check_labels, check_model, eval_mode, model_device
 from .ops import IntOrPair, _pair
 
-__all__ = ["saliency", "occlusion"]
+__all__ = ["saliency", "occlusion", "grad_cam"]
 
 
 def _images(images, name: str) -> tuple[torch.Tensor, bool]:
@@ -35,11 +40,6 @@ def _images(images, name: str) -> tuple[torch.Tensor, bool]:
     return (images[None] if single else images).detach(), single
 
 
-def _device(model: nn.Module) -> torch.device:
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
-
-
 def _scores(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     scores = model(x)
     if scores.dim() != 2 or scores.shape[0] != x.shape[0]:
@@ -53,31 +53,9 @@ def _targets(target, scores: torch.Tensor) -> torch.Tensor:
     n, k = scores.shape
     if target is None:
         return scores.argmax(dim=1)
-    t = torch.as_tensor(target, device=scores.device)
-    if t.is_floating_point() or t.dtype == torch.bool:
-        raise TypeError(f"target must be integer class indices, got dtype {t.dtype}")
-    t = t.long().expand(n) if t.dim() == 0 else t.long().flatten()
-    if len(t) != n:
-        raise ValueError(f"target has {len(t)} entries but there are {n} images")
-    if t.min() < 0 or t.max() >= k:
-        raise ValueError(f"target must lie in [0, {k}) for a model with {k} classes, "
-                         f"got {t.tolist()}")
-    return t
-
-
-class _EvalMode:
-    """``with _EvalMode(model):`` — evaluation mode inside, the model's own mode after."""
-
-    def __init__(self, model: nn.Module) -> None:
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        self.model, self.training = model, model.training
-
-    def __enter__(self) -> nn.Module:
-        return self.model.eval()
-
-    def __exit__(self, *exc) -> None:
-        self.model.train(self.training)
+    t = torch.as_tensor(target).cpu()  # checked on the CPU, then moved
+    t = check_labels(t.expand(n) if t.dim() == 0 else t, k, name="target", count=n)
+    return t.to(scores.device)
 
 
 def saliency(model: nn.Module, images: torch.Tensor, target=None) -> torch.Tensor:
@@ -88,8 +66,8 @@ def saliency(model: nn.Module, images: torch.Tensor, target=None) -> torch.Tenso
     tensor ``(N, H, W)`` (or ``(H, W)``). The model's own ``.grad`` fields are untouched.
     """
     batch, single = _images(images, "images")
-    with _EvalMode(model), torch.enable_grad():
-        x = batch.to(_device(model)).requires_grad_(True)
+    with eval_mode(model), torch.enable_grad():
+        x = batch.to(model_device(model)).requires_grad_(True)
         scores = _scores(model, x)
         chosen = scores.gather(1, _targets(target, scores)[:, None])
         (grad,) = torch.autograd.grad(chosen.sum(), x)
@@ -123,8 +101,8 @@ def occlusion(model: nn.Module, image: torch.Tensor, target=None, *,
         raise ValueError(f"need 1 <= patch <= image size and stride >= 1; got patch "
                          f"{(ph, pw)}, stride {(sh, sw)} for a {h} × {w} image")
     corners = [(r, c) for r in _corners(h, ph, sh) for c in _corners(w, pw, sw)]
-    with _EvalMode(model):
-        x = batch.to(_device(model))
+    with eval_mode(model):
+        x = batch.to(model_device(model))
         scores = _scores(model, x)
         targets = _targets(target, scores)
         base = scores.softmax(dim=1).gather(1, targets[:, None])[:, 0]
@@ -163,3 +141,48 @@ def _spread(drops: torch.Tensor, corners: list[tuple[int, int]], patch: tuple[in
         total[r:r + patch[0], c:c + patch[1]] += drop
         count[r:r + patch[0], c:c + patch[1]] += 1
     return total / count
+
+
+def _layer(model: nn.Module, layer: str) -> nn.Module:
+    """The submodule called ``layer``, or a ValueError that lists the names there are."""
+    check_model(model)
+    modules = dict(model.named_modules())
+    if not isinstance(layer, str) or not layer or layer not in modules:
+        names = ", ".join(name for name in modules if name)
+        raise ValueError(f"model has no layer named {layer!r}; its layers are: {names}")
+    return modules[layer]
+
+
+def grad_cam(model: nn.Module, images: torch.Tensor, target=None, *,
+             layer: str) -> torch.Tensor:
+    """Grad-CAM: where the named layer's evidence for the class lies (chapter 9).
+
+    ``layer`` names a module of ``model`` (as ``model.named_modules()`` does, e.g.
+    ``"layers.3"``) whose output ``A`` is ``(N, K, h, w)``, typically the last convolution
+    (or its ReLU). Each map ``A_k`` is weighted by the spatial mean of
+    ``d score[target] / d A_k``; the weighted sum over ``k`` is kept where positive (ReLU)
+    and upsampled bilinearly to the image's ``H × W``. ``images`` and ``target`` are as in
+    :func:`saliency`; returns a CPU tensor ``(N, H, W)`` (or ``(H, W)``), never negative.
+    """
+    module = _layer(model, layer)
+    batch, single = _images(images, "images")
+    captured = []
+    hook = module.register_forward_hook(lambda _module, _inputs, output: captured.append(output))
+    try:
+        with eval_mode(model), torch.enable_grad():
+            scores = _scores(model, batch.to(model_device(model)))
+            if len(captured) != 1 or not isinstance(captured[0], torch.Tensor) \
+                    or captured[0].dim() != 4:
+                shapes = [tuple(c.shape) for c in captured if isinstance(c, torch.Tensor)]
+                raise ValueError(f"layer {layer!r} must run once and return (N, K, h, w) "
+                                 f"maps, got {shapes or captured}")
+            maps = captured[0]
+            chosen = scores.gather(1, _targets(target, scores)[:, None])
+            (grad,) = torch.autograd.grad(chosen.sum(), maps)
+    finally:
+        hook.remove()
+    weights = grad.mean(dim=(2, 3), keepdim=True)
+    cam = (weights * maps.detach()).sum(dim=1, keepdim=True).clamp_min(0)
+    cam = nn.functional.interpolate(cam, size=batch.shape[-2:], mode="bilinear",
+                                    align_corners=False)[:, 0].cpu()
+    return cam[0] if single else cam

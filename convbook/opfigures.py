@@ -1,7 +1,7 @@
 """convbook.opfigures — step-through figures and animations of the operations of chapters 2–5.
 
 Each figure is drawn from the tensors a chapter passes in: the windows come from
-:func:`convbook.windows.sliding_windows`, the output values from ``torch.nn.functional``
+:func:`sliding_windows` (below), the output values from ``torch.nn.functional``
 (``conv2d``, ``max_pool2d``, ``avg_pool2d``), so the numbers written in the cells are the
 ones PyTorch computes. A panel is a row of grids (input, kernel, output) joined by
 operator signs, with the sum it computes written underneath; the static figures show one
@@ -21,15 +21,15 @@ import torch
 import torch.nn.functional as F
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+from matplotlib.patches import Polygon, Rectangle
 
 from .animation import Animation, animate
-from .ops import IntOrPair, _pair
+from .ops import IntOrPair, _pair, conv_output_shape
 from ._figure import DPI, _as_tensor, _format_number, _subplots
-from .windows import Window, sliding_windows, visited_cells
 
 __all__ = ["show_corr2d_steps", "animate_corr2d", "show_pool2d_steps", "animate_pool2d",
-           "show_corr2d_multi_in", "show_corr2d_multi_out", "show_conv1x1"]
+           "show_pool2d_backward", "show_corr2d_multi_in", "show_corr2d_multi_out",
+           "show_conv1x1", "show_conv_volume"]
 
 CELL = 0.3  # inches per grid cell
 WIDTH = 7.0  # inches: the widest operation figure
@@ -47,6 +47,46 @@ STYLE = {  # role -> (face colour, hatch)
 WINDOW = "#e65100"  # outline of the cells a window reads
 MAXIMUM = "#c62828"  # ring around the value max pooling keeps
 NEG_INF = "−∞"
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window: the output cell it fills and the padded-input rows and columns it reads.
+
+    Coordinates are in the *padded* input, so with padding ``p`` the original pixel
+    ``(r, c)`` is ``(r + p_h, c + p_w)`` here; a dilated window's rows are ``d`` apart.
+    """
+
+    output: tuple[int, int]
+    rows: tuple[int, ...]
+    cols: tuple[int, ...]
+
+    @property
+    def cells(self) -> list[tuple[int, int]]:
+        """The ``(row, column)`` cells the window covers, row by row (kernel order)."""
+        return [(r, c) for r in self.rows for c in self.cols]
+
+
+def sliding_windows(input_hw: IntOrPair, kernel: IntOrPair, padding: IntOrPair = 0,
+                    stride: IntOrPair = 1, dilation: IntOrPair = 1) -> list[Window]:
+    """Every window of a convolution or pooling layer, in output order (row-major).
+
+    Output ``(i, j)`` reads padded rows ``i*s_h + d_h*a`` for ``a < k_h`` and columns
+    ``j*s_w + d_w*b`` for ``b < k_w``, exactly as ``nn.Conv2d`` and ``nn.MaxPool2d`` do,
+    so a step figure and an animation of the same operation cannot disagree. Impossible
+    combinations raise the ``ValueError`` of :func:`convbook.ops.conv_output_shape`.
+    """
+    out_h, out_w = conv_output_shape(input_hw, kernel, padding, stride, dilation)
+    (kh, kw), (sh, sw) = _pair(kernel, "kernel"), _pair(stride, "stride")
+    dh, dw = _pair(dilation, "dilation")
+    return [Window((i, j), tuple(i * sh + dh * a for a in range(kh)),
+                   tuple(j * sw + dw * b for b in range(kw)))
+            for i in range(out_h) for j in range(out_w)]
+
+
+def visited_cells(windows: list[Window]) -> set[tuple[int, int]]:
+    """The padded-input cells that at least one window reads; a stride can skip the rest."""
+    return {cell for window in windows for cell in window.cells}
 
 
 @dataclass
@@ -405,6 +445,65 @@ def animate_pool2d(X, pool_size: IntOrPair, *, mode: str = "max", padding: IntOr
     return _animation(case, title or default + _settings(padding, stride))
 
 
+def show_pool2d_backward(X, pool_size: IntOrPair, grad_output=None, *, mode: str = "max",
+                         title: str | None = None) -> Figure:
+    """Where the gradient of pooling goes, for non-overlapping windows (chapter 5).
+
+    Top row, the forward pass: ``X`` with its window boundaries drawn and (max pooling)
+    the value each window keeps ringed in red, then the pooled output. Bottom row, the
+    backward pass: the gradient arriving at the output (``grad_output``, default all
+    ones) and the gradient autograd sends back to ``X`` through ``F.max_pool2d`` or
+    ``F.avg_pool2d``. Max pooling passes each window's gradient to its maximum alone;
+    average pooling splits it equally over the window. Cells that get a gradient are
+    orange, the others white.
+    """
+    if mode not in ("max", "avg"):
+        raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
+    X = _matrix(X, "X")
+    size = _pair(pool_size, "pool_size")
+    sliding_windows(tuple(X.shape), size, 0, size)  # a clear error if the window is too big
+    _check_size(tuple(X.shape), "X")
+    x = X.clone().requires_grad_()
+    if mode == "max":
+        Y, index = F.max_pool2d(x[None, None], size, return_indices=True)
+        marks = [divmod(n, X.shape[1]) for n in index.flatten().tolist()]
+    else:
+        Y, marks = F.avg_pool2d(x[None, None], size), []
+    Y = Y[0, 0]
+    upstream = torch.ones_like(Y) if grad_output is None else _matrix(grad_output,
+                                                                       "grad_output")
+    if upstream.shape != Y.shape:
+        raise ValueError(f"grad_output must have the output's shape {tuple(Y.shape)}, got "
+                         f"{tuple(upstream.shape)}")
+    Y.backward(upstream)
+    grad = x.grad
+    received = {(i, j): "current" if grad[i, j] != 0 else "pending"
+                for i in range(grad.shape[0]) for j in range(grad.shape[1])}
+    name = "max" if mode == "max" else "average"
+    rows = [([_Grid("X", "input X", _texts(X), marks=marks), "→",
+              _Grid("Y", f"{name}-pooled Y", _texts(Y), default="done")],
+             "forward: each window keeps its " + ("maximum" if mode == "max" else "mean")),
+            ([_Grid("dX", "gradient for X", _texts(grad), received), "←",
+              _Grid("dY", "gradient for Y", _texts(upstream), default="done")],
+             "backward: " + ("all of a window's gradient goes to its maximum"
+                             if mode == "max" else "each cell gets 1/"
+                             f"{size[0] * size[1]} of its window's gradient"))]
+    fig = _rows_figure(rows, title or f"{name.capitalize()} pooling, {size[0]} × {size[1]} "
+                                      "windows: forward and backward")
+    ax, top = fig.axes[0], 0.0
+    covered = (Y.shape[0] * size[0], Y.shape[1] * size[1])
+    for parts, caption in rows:  # the window boundaries, where _draw_row put the grid
+        left = (_extent(parts, caption)[0] - _extent(parts)[0]) / 2
+        for r in range(0, covered[0] + 1, size[0]):
+            ax.plot([left, left + covered[1]], [top + 1 + r] * 2, color="black",
+                    linewidth=2, gid=f"{parts[0].name}:boundary:row{r}")
+        for c in range(0, covered[1] + 1, size[1]):
+            ax.plot([left + c] * 2, [top + 1, top + 1 + covered[0]], color="black",
+                    linewidth=2, gid=f"{parts[0].name}:boundary:col{c}")
+        top += _extent(parts, caption)[1]
+    return fig
+
+
 def _channels(x, name: str, ndim: int, layout: str, limit: int) -> torch.Tensor:
     values = _as_tensor(x, name, ndim, layout)
     if not torch.isfinite(values).all():
@@ -549,3 +648,155 @@ def show_conv1x1(X, K, *, position: tuple[int, int] = (0, 0),
     return _rows_figure(rows, title or f"A 1 × 1 convolution: {K.shape[1]} channels in, "
                                        f"{K.shape[0]} out, at pixel ({i}, {j})")
 
+
+DEPTH_X, DEPTH_Y = 0.45, 0.35  # cells a channel recedes, right and up, in the 3-D views
+TEXT_CELLS = 0.2  # cells one character of an 8-point label takes at the volume scale
+MAX_VOLUME = 12  # largest side (channels, height or width) a volume figure draws
+VOLUME_FACE = {"input": "cell", "kernel": "kernel", "output": "done"}  # colours from STYLE
+
+
+def _shape(values, name: str, length: int, layout: str) -> tuple[int, ...]:
+    """``values`` (a tuple, ``torch.Size`` or a tensor's shape) as positive ints, or an error."""
+    try:
+        shape = tuple(values.shape) if isinstance(values, torch.Tensor) else tuple(values)
+    except TypeError:
+        shape = ()
+    if (len(shape) != length or not all(isinstance(n, int) and not isinstance(n, bool)
+                                        for n in shape) or min(shape) < 1):
+        raise ValueError(f"{name} must be {length} positive sizes {layout}, got {values!r}")
+    if max(shape) > MAX_VOLUME:
+        raise ValueError(f"{name} {shape} has a side above {MAX_VOLUME}; a volume figure "
+                         f"draws every cell, so use smaller sizes")
+    return shape
+
+
+def _volume(ax: Axes, name: str, shape: tuple[int, int, int], left: float, top: float,
+            marked: Sequence[tuple[int, int]] = ()) -> None:
+    """A ``(C, H, W)`` block of cells in oblique projection, channel 0 at the front.
+
+    Draws the visible faces cell by cell: the front face (``H × W`` cells of channel 0,
+    gid ``"<name>:front:<i>,<j>"``; cells in ``marked`` in the highlight colour), the top
+    face (``C × W``, ``"<name>:top:<c>,<j>"``) and the right face (``C × H``,
+    ``"<name>:side:<c>,<i>"``). ``(left, top)`` is the front face's top-left corner.
+    """
+    channels, h, w = shape
+    face = STYLE[VOLUME_FACE[name]][0]
+
+    def point(col: float, row: float, depth: float) -> tuple[float, float]:
+        return left + col + depth * DEPTH_X, top - row + depth * DEPTH_Y
+
+    def cell(corners, role: str, a: int, b: int, colour: str) -> None:
+        ax.add_patch(Polygon([point(*c) for c in corners], closed=True, facecolor=colour,
+                             edgecolor="#78909c", linewidth=0.7, gid=f"{name}:{role}:{a},{b}"))
+
+    for i in range(h):
+        for j in range(w):
+            colour = STYLE["current"][0] if (i, j) in marked else face
+            cell([(j, i, 0), (j + 1, i, 0), (j + 1, i + 1, 0), (j, i + 1, 0)], "front", i, j,
+                 colour)
+    for c in range(channels):
+        for j in range(w):
+            cell([(j, 0, c), (j + 1, 0, c), (j + 1, 0, c + 1), (j, 0, c + 1)], "top", c, j,
+                 face)
+        for i in range(h):
+            cell([(w, i, c), (w, i + 1, c), (w, i + 1, c + 1), (w, i, c + 1)], "side", c, i,
+                 face)
+
+
+def _wire_box(ax: Axes, left: float, top: float, col: int, row: int,
+              size: tuple[int, int, int], gid: str) -> None:
+    """The outline of the ``(C, h, w)`` block at ``(row, col)`` inside a volume drawn at
+    ``(left, top)``: its front face solid, the edges inside the volume dashed."""
+    depth, h, w = size
+
+    def point(c: float, r: float, d: float) -> tuple[float, float]:
+        return left + c + d * DEPTH_X, top - r + d * DEPTH_Y
+
+    front = [(col, row, 0), (col + w, row, 0), (col + w, row + h, 0), (col, row + h, 0)]
+    back = [(c, r, depth) for c, r, _ in front]
+    ax.add_patch(Polygon([point(*p) for p in front], closed=True, facecolor=WINDOW,
+                         alpha=0.2, edgecolor="none", gid=f"{gid}:fill"))
+    ax.add_patch(Polygon([point(*p) for p in front], closed=True, fill=False,
+                         edgecolor=WINDOW, linewidth=2.2, gid=f"{gid}:front"))
+    edges = [(front[k], back[k]) for k in range(4)] + \
+            [(back[k], back[(k + 1) % 4]) for k in range(4)]
+    for k, (a, b) in enumerate(edges):
+        (x0, y0), (x1, y1) = point(*a), point(*b)
+        ax.plot([x0, x1], [y0, y1], color=WINDOW, linewidth=1.2, linestyle="--",
+                gid=f"{gid}:edge:{k}")
+
+
+def show_conv_volume(input_shape, weight_shape, *, position: tuple[int, int] = (0, 0),
+                     title: str | None = None) -> Figure:
+    """A convolution layer in 3-D: input volume, one kernel block, output volume (chapter 4).
+
+    ``input_shape`` is ``(C, H, W)`` and ``weight_shape`` the layer's weight shape
+    ``(C_out, C, kh, kw)`` (tuples, ``torch.Size`` or tensors, whose shapes are used).
+    The input is drawn as a block of ``C`` channels, channel 0 at the front; the window
+    at ``position`` (the output row and column) is outlined as a ``C × kh × kw`` block
+    through every channel; next to it the kernel block ``K[0]`` of the same shape; then
+    the output, ``C_out`` channels (computed by ``F.conv2d`` on the meta device, stride 1
+    and no padding), with the value the two blocks produce highlighted in channel 0.
+    """
+    channels, h, w = _shape(input_shape, "input_shape", 3, "(C, H, W)")
+    c_out, c_in, kh, kw = _shape(weight_shape, "weight_shape", 4, "(C_out, C_in, kh, kw)")
+    if c_in != channels:
+        raise ValueError(f"weight_shape {(c_out, c_in, kh, kw)} expects {c_in} input channels "
+                         f"but input_shape {(channels, h, w)} has {channels}")
+    if kh > h or kw > w:
+        raise ValueError(f"the {kh} × {kw} kernel is larger than the {h} × {w} input")
+    out = F.conv2d(torch.empty(1, channels, h, w, device="meta"),
+                   torch.empty(c_out, c_in, kh, kw, device="meta")).shape[1:]
+    i, j = _position(position, out[1:])
+    blocks = [("input", (channels, h, w)), ("kernel", (c_in, kh, kw)), ("output", tuple(out))]
+    widths = [size[2] + size[0] * DEPTH_X for _, size in blocks]
+    depth_rise = max(size[0] for _, size in blocks) * DEPTH_Y
+    height = max(size[1] for _, size in blocks) + depth_rise
+    products = c_in * kh * kw
+    caption = (f"output[0, {i}, {j}] = the sum of the {c_in} · {kh} · {kw} = {products} "
+               f"products of the kernel block\nwith the input block it covers (plus a bias); "
+               f"the weight holds {c_out} such\nblocks, one per output channel")
+    heading = (f"{channels} × {h} × {w} input ⋆ {c_out} kernel blocks of {channels} × "
+               f"{kh} × {kw} = {c_out} × {out[1]} × {out[2]} output")
+    drawn = sum(widths) + 2 * GAP
+    width = max(drawn, max(len(line) for line in caption.split("\n")) * TEXT_CELLS,
+                len(heading) * TEXT_CELLS)
+    scale = min(CELL, (WIDTH - 0.3) / width)
+    fig, axes = _subplots(1, 1, max(width * scale + 0.3, _title_width(title or "")),
+                          (height + 4.0) * scale + 0.7)
+    ax = axes[0, 0]
+    top, left = 0.0, (width - drawn) / 2
+    origin = left
+    for (name, size), sign, block_width in zip(blocks, ["⋆", "=", None], widths):
+        block_top = top - (h - size[1]) / 2  # centred on the input's front face
+        marked = [(i, j)] if name == "output" else []
+        _volume(ax, name, size, left, block_top, marked)
+        if name == "input":
+            _wire_box(ax, left, block_top, j, i, (channels, kh, kw), "window")
+        label = {"input": f"input\n{channels} × {h} × {w}",
+                 "kernel": f"kernel K[0]\n{c_in} × {kh} × {kw}",
+                 "output": f"output\n{c_out} × {out[1]} × {out[2]}"}[name]
+        ax.text(left + size[2] / 2, block_top - size[1] - 0.75, label, ha="center",
+                va="top", fontsize=8, linespacing=1.3, gid=f"{name}:label")
+        left += block_width
+        if sign:
+            ax.text(left + GAP / 2, top - h / 2, sign, ha="center", va="center",
+                    fontsize=24 if sign == "⋆" else 13)
+            left += GAP
+    ax.text(origin - 0.3, -h / 2, f"H = {h}", ha="right", va="center", fontsize=8,
+            rotation=90, gid="input:axis:height")
+    ax.text(origin + w / 2, -h - 0.1, f"W = {w}", ha="center", va="top", fontsize=8,
+            gid="input:axis:width")
+    ax.text(origin + channels * DEPTH_X / 2 - 0.2, channels * DEPTH_Y / 2 + 0.2,
+            f"C = {channels}", ha="right", va="bottom", fontsize=8, gid="input:axis:channels")
+    ax.text(width / 2, top - h - 2.2, caption, ha="center", va="top", fontsize=8,
+            linespacing=1.4, gid="caption")
+    ax.set_xlim(min(0.0, origin - 1.0), width + 0.1)
+    ax.set_ylim(top - h - 4.0, top + depth_rise + 0.2)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(heading, fontsize=8)
+    fig.suptitle(title or f"A convolution in 3-D: each output value reads a "
+                          f"{channels} × {kh} × {kw} block", wrap=True)
+    fig.tight_layout()
+    return fig

@@ -24,10 +24,10 @@ from ._figure import (
     _grid,
     _shading, _subplots,
 )
-from .attribution import show_attribution
 from .opfigures import (
     animate_corr2d, animate_pool2d, show_conv1x1, show_corr2d_multi_in,
-    show_corr2d_multi_out, show_corr2d_steps, show_pool2d_steps,
+    show_conv_volume, show_corr2d_multi_out, show_corr2d_steps, show_pool2d_backward,
+    show_pool2d_steps,
 )
 
 __all__ = [
@@ -39,6 +39,11 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_architecture",
     "show_channel_stats",
+    "show_attribution",
+    # the step-through figures of chapters 2-5, drawn by convbook.opfigures
+    "animate_corr2d", "animate_pool2d", "show_conv1x1", "show_conv_volume",
+    "show_corr2d_multi_in", "show_corr2d_multi_out", "show_corr2d_steps",
+    "show_pool2d_backward", "show_pool2d_steps",
 ]
 
 
@@ -346,4 +351,83 @@ def show_channel_stats(activations: Mapping[str, torch.Tensor],
     axes[0, 0].set_ylabel("mean ± standard deviation")
     fig.suptitle(title or "Activations per channel")
     fig.tight_layout()
+    return fig
+
+
+def _attribution_rows(maps, map_name: str, n: int, size: tuple[int, int]) -> dict:
+    """``maps`` as ``{name: (N, H, W) tensor}``, each checked against the images."""
+    rows = dict(maps) if isinstance(maps, Mapping) else {map_name: maps}
+    if not rows:
+        raise ValueError("maps must be an (N, H, W) tensor or a non-empty mapping of them")
+    for name, values in rows.items():
+        rows[name] = _as_tensor(values, f"maps[{name!r}]", 3, "(N, H, W)")
+        if tuple(rows[name].shape) != (n, *size):
+            raise ValueError(f"maps must be (N, H, W) = {(n, *size)} to match images, got "
+                             f"{tuple(rows[name].shape)} for {name!r}")
+    return rows
+
+
+def _attribution_scale(values: torch.Tensor) -> dict:
+    """One colour scale for all maps of a kind: 0..max in ``viridis`` for magnitudes,
+    else red positive / blue negative, symmetric about 0 (occlusion can be negative)."""
+    top = values.abs().max().item() or 1.0
+    if values.min() >= 0:
+        return {"cmap": "viridis", "vmin": 0.0, "vmax": top}
+    return {"cmap": "RdBu_r", "vmin": -top, "vmax": top}
+
+
+def show_attribution(images, maps, *, labels=None, predictions=None,
+                     class_names: Sequence[str] | None = None, map_name: str = "attribution",
+                     ncols: int = 8, title: str | None = None) -> Figure:
+    """Each image above its attribution maps, one row per kind of map (chapter 9).
+
+    ``images`` is ``(N, C, H, W)`` (C 1 or 3); ``maps`` is ``(N, H, W)`` (one kind, named
+    ``map_name``) or a mapping ``{name: (N, H, W)}`` from :mod:`convbook.explain`, e.g.
+    saliency beside Grad-CAM. All maps of one kind share one colour scale, read off the
+    colour bar labelled with its name, so their sizes can be compared across images: a map
+    that is never negative runs from 0 to its largest value; one with negative values is
+    red for positive, blue for negative, symmetric about 0. On a one-channel image's maps a
+    grey line outlines where the image is brighter than 0.5 (a digit's strokes, say).
+    Captions name the prediction, in red with the true class when it is wrong (as in
+    :func:`show_images`).
+    """
+    batch, pixels, labels, predictions = _captioned_images(
+        images, labels, predictions, class_names, ncols)
+    n, channels, h, w = batch.shape
+    rows = _attribution_rows(maps, map_name, n, (h, w))
+    ncols = min(ncols, n)
+    groups, kinds = math.ceil(n / ncols), len(rows)
+    cell = min(1.1, (MAX_WIDTH - 1.6) / ncols)
+    fig, axes = _subplots(groups * (kinds + 1), ncols, cell * ncols + 1.6,
+                          groups * (kinds + 1) * cell * 1.2 + 0.6, layout="constrained")
+    scales = {name: _attribution_scale(values) for name, values in rows.items()}
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for k in range(n, groups * ncols):  # the last group's unused panels
+        for r in range(kinds + 1):
+            fig.delaxes(axes[(k // ncols) * (kinds + 1) + r, k % ncols])
+    for k in range(n):
+        first_row, column = (k // ncols) * (kinds + 1), k % ncols
+        top = axes[first_row, column]
+        top.imshow(pixels[k].squeeze(-1) if channels == 1 else pixels[k],
+                   cmap="gray" if channels == 1 else None, vmin=0, vmax=1)
+        text, colour = _caption(None if labels is None else labels[k],
+                                None if predictions is None else predictions[k], class_names)
+        top.set_title(text, fontsize=8, color=colour)
+        if column == 0:
+            top.set_ylabel("image", fontsize=8)
+        for r, (name, values) in enumerate(rows.items(), start=1):
+            ax = axes[first_row + r, column]
+            ax.imshow(values[k].numpy(), **scales[name])
+            if channels == 1:  # the strokes' outline, so the map reads against the image
+                ax.contour(pixels[k][..., 0], levels=[0.5], colors="grey", linewidths=0.6)
+            if column == 0:
+                ax.set_ylabel(name, fontsize=8)
+    for r, name in enumerate(rows, start=1):
+        row_axes = [axes[g * (kinds + 1) + r, c] for g in range(groups) for c in range(ncols)
+                    if g * ncols + c < n]
+        fig.colorbar(row_axes[0].images[0], ax=row_axes, shrink=0.9, label=name)
+    names = " and ".join(rows)
+    fig.suptitle(title or f"{names[0].upper()}{names[1:]} maps of {n} images")
     return fig

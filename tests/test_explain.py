@@ -1,5 +1,6 @@
 """Tests of convbook.explain and its figure: a model that only looks at the top-left quadrant
-must light up that quadrant and nothing else, for saliency and for occlusion."""
+must light up that quadrant and nothing else, for saliency and for occlusion; Grad-CAM
+against a hand computation on a tiny network; show_attribution's shared scales."""
 import matplotlib.pyplot as plt
 import pytest
 import torch
@@ -150,19 +151,101 @@ def test_bad_arguments_fail_clearly(call, error, message):
         call(QuadrantNet())
 
 
-def test_show_attribution_overlays_each_map_under_its_image():
+class TinyCamNet(nn.Module):
+    """conv (stride 2) -> ReLU -> global average pooling -> linear: a class score that is a
+    linear function of the ReLU maps, so Grad-CAM can be computed by hand."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3, stride=2, padding=1)
+        self.relu = nn.ReLU()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.linear = nn.Linear(3, 4)
+
+    def forward(self, x):
+        return self.linear(self.pool(self.relu(self.conv(x))).flatten(1))
+
+
+def test_grad_cam_matches_a_hand_computation_on_a_tiny_network():
+    generator = torch.Generator().manual_seed(0)
+    model = TinyCamNet()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator))
+    images = torch.randn(2, 1, SIZE, SIZE, generator=generator)
+    cam = explain.grad_cam(model, images, target=[1, 3], layer="relu")
+    with torch.no_grad():
+        maps = model.relu(model.conv(images))  # (2, 3, 4, 4)
+    h, w = maps.shape[-2:]
+    # d score_c / d A_k(i, j) = W[c, k] / (h w) at every position: that is each map's weight
+    weights = model.linear.weight.detach()[[1, 3]] / (h * w)
+    by_hand = torch.relu((weights[:, :, None, None] * maps).sum(dim=1, keepdim=True))
+    expected = nn.functional.interpolate(by_hand, size=(SIZE, SIZE), mode="bilinear",
+                                         align_corners=False)[:, 0]
+    assert cam.shape == (2, SIZE, SIZE)
+    torch.testing.assert_close(cam, expected)
+    assert (cam >= 0).all() and (cam > 0).any()
+    torch.testing.assert_close(explain.grad_cam(model, images[1], target=3, layer="relu"),
+                               cam[1])
+
+
+def test_grad_cam_of_the_predicted_class_is_never_negative_and_keeps_the_mode():
+    model = TinyCamNet().train()
+    images = torch.randn(5, 1, SIZE, SIZE)
+    cam = explain.grad_cam(model, images, layer="conv")
+    predicted = model.eval()(images).argmax(1)
+    model.train()
+    torch.testing.assert_close(cam, explain.grad_cam(model, images, target=predicted,
+                                                     layer="conv"))
+    assert cam.shape == (5, SIZE, SIZE) and (cam >= 0).all()
+    assert model.training and all(p.grad is None for p in model.parameters())
+    assert not model.conv._forward_hooks  # the hook is removed again
+
+
+@pytest.mark.parametrize("layer, message", [
+    ("layer9", "no layer named 'layer9'; its layers are: conv, relu, pool, linear"),
+    ("", "no layer named ''"),
+    ("linear", r"must run once and return \(N, K, h, w\) maps, got \[\(2, 4\)\]"),
+])
+def test_grad_cam_names_a_missing_or_unsuitable_layer(layer, message):
+    with pytest.raises(ValueError, match=message):
+        explain.grad_cam(TinyCamNet(), torch.rand(2, 1, SIZE, SIZE), layer=layer)
+
+
+def test_show_attribution_draws_each_kind_of_map_on_one_shared_scale_with_a_colour_bar():
     model = QuadrantNet()
     images = torch.rand(3, 1, SIZE, SIZE)
-    maps = explain.saliency(model, images, target=0)
+    maps = explain.saliency(model, images, target=0) * torch.tensor([1.0, 2.0, 3.0])[:, None, None]
     fig = plot.show_attribution(images, maps, labels=[0, 1, 1], predictions=[0, 0, 1],
                                 class_names=["left", "right"], map_name="saliency")
-    assert len(fig.axes) == 6 and fig.get_suptitle() == "Saliency maps of 3 images"
-    assert fig.get_size_inches()[0] <= 7.0
-    tops, bottoms = fig.axes[:3], fig.axes[3:]
-    for k, (top, bottom) in enumerate(zip(tops, bottoms)):
-        assert len(top.images) == 1 and len(bottom.images) == 2
-        torch.testing.assert_close(torch.as_tensor(bottom.images[1].get_array()), maps[k])
+    assert fig.get_suptitle() == "Saliency maps of 3 images"
+    assert fig.get_size_inches()[0] <= plot.MAX_WIDTH
+    panels = [ax for ax in fig.axes if ax.images]
+    tops, bottoms = panels[:3], panels[3:]
+    assert len(panels) == 6
+    for k, bottom in enumerate(bottoms):
+        torch.testing.assert_close(torch.as_tensor(bottom.images[0].get_array()), maps[k])
+        assert bottom.images[0].get_clim() == (0.0, maps.max().item())  # one shared scale
+        assert bottom.images[0].get_cmap().name == "viridis"
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 1 and bars[0].get_ylabel() == "saliency"
     assert [ax.get_title() for ax in tops] == ["left", "left\n(true: right)", "right"]
     assert tops[1].title.get_color() == plot.WRONG
     with pytest.raises(ValueError, match="maps must be"):
         plot.show_attribution(images, maps[:2])
+
+
+def test_show_attribution_rows_of_two_kinds_and_a_signed_scale():
+    images = torch.rand(10, 3, SIZE, SIZE)
+    signed = torch.randn(10, SIZE, SIZE)
+    fig = plot.show_attribution(images, {"saliency": signed.abs(), "occlusion": signed},
+                                ncols=4)
+    assert fig.get_suptitle() == "Saliency and occlusion maps of 10 images"
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 30  # 10 images, each with two maps; unused panels removed
+    limit = signed.abs().max().item()
+    occlusion = [ax for ax in panels if ax.images[0].get_cmap().name == "RdBu_r"]
+    assert len(occlusion) == 10
+    assert all(ax.images[0].get_clim() == (-limit, limit) for ax in occlusion)
+    bars = [ax.get_ylabel() for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert bars == ["saliency", "occlusion"]

@@ -1,4 +1,4 @@
-"""Tests of the operation figures (convbook.windows, convbook.opfigures, convbook.animation):
+"""Tests of the operation figures (convbook.opfigures, convbook.animation):
 the windows match torch's unfold, and each figure writes the numbers PyTorch computes, in
 the cells where they belong, with the window, padding, skipped cells and maxima marked."""
 import io
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from convbook import opfigures, plot
-from convbook.windows import sliding_windows, visited_cells
+from convbook.opfigures import sliding_windows, visited_cells
 
 TAG = re.compile(r"^(?P<grid>[^:]+):(?P<role>[a-z]+):(?P<i>\d+),(?P<j>\d+)$")
 D2L_X = torch.arange(9.0).reshape(3, 3)
@@ -228,6 +228,32 @@ def test_pool_errors_and_animation():
         plot.show_pool2d_steps(D2L_X, 2, padding=2)
     animation = plot.animate_pool2d(torch.arange(16.0).reshape(4, 4), 2)
     assert animation.n_frames == len(_gif_frames(animation)) == 4
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_pool_backward_writes_the_gradient_autograd_computes(mode):
+    X = torch.randperm(25, generator=torch.Generator().manual_seed(0)).float().reshape(5, 5)
+    upstream = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    fig = opfigures.show_pool2d_backward(X, 2, upstream, mode=mode)
+    ax = fig.axes[0]
+    x = X.clone().requires_grad_()
+    pool = F.max_pool2d if mode == "max" else F.avg_pool2d
+    pool(x[None, None], 2)[0, 0].backward(upstream)
+    shown = _values(ax, "dX")
+    assert {cell: float(text) for cell, text in shown.items()} == {
+        (i, j): x.grad[i, j].item() for i in range(5) for j in range(5)}
+    receiving = set(_tagged(ax, "dX")["current"])
+    assert receiving == {tuple(cell) for cell in x.grad.nonzero().tolist()}
+    assert len(receiving) == (4 if mode == "max" else 16)  # row 4, column 4: no window
+    if mode == "max":  # the ringed cells are the ones that get the gradient
+        assert set(_tagged(ax, "X")["max"]) == receiving
+    boundaries = [line for line in ax.lines if "boundary" in (line.get_gid() or "")]
+    assert len(boundaries) == 2 * (3 + 3)  # rows 0, 2, 4 and columns 0, 2, 4 of X and dX
+
+
+def test_pool_backward_rejects_a_gradient_of_the_wrong_shape():
+    with pytest.raises(ValueError, match=r"grad_output must have the output's shape \(2, 2\)"):
+        opfigures.show_pool2d_backward(torch.ones(4, 4), 2, torch.ones(3, 3))
 
 
 def test_multi_in_shows_each_channel_then_the_sum():
