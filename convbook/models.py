@@ -3,7 +3,8 @@
 Each model is a small ``nn.Module`` whose docstring says where it comes from and which
 chapter trains it. The classic ones (``LeNet``, ``ConvNet``, ``CifarNet``, ``ApparelCNN``)
 follow their source exactly, so the course can reproduce and then beat the published
-numbers; ``ModernLeNet`` and ``SmallCNN`` are the course's improvements.
+numbers; ``ModernLeNet`` and ``SmallCNN`` are the course's improvements, and
+``ResidualBlock``/``ResNet`` (with their plain counterparts) are chapter 11's.
 
 The helpers ``count_parameters`` and ``layer_table`` answer the two questions chapter 6
 asks of every network: how big is it, and what shape does each layer produce?
@@ -18,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._torch import ShapeRecorder, eval_mode, model_device
+
 __all__ = [
     "MLP",
     "LeNet",
@@ -26,6 +29,9 @@ __all__ = [
     "ConvNet",
     "CifarNet",
     "SmallCNN",
+    "PlainBlock",
+    "ResidualBlock",
+    "ResNet",
     "conv_bn_relu",
     "init_xavier",
     "count_parameters",
@@ -179,13 +185,17 @@ class CifarNet(nn.Module):
         return self.lin1(torch.flatten(x, 1))
 
 
-def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
-    """3×3 same-padding convolution, batch norm, ReLU: SmallCNN's building block."""
-    return [
+def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    """3×3 same-padding convolution, batch norm, ReLU: the building block of SmallCNN.
+
+    Also ResNet's stem (chapter 11) and the blocks of ``benchmarks/apparel_speedrun.py``.
+    SmallCNN unpacks it (``*conv_bn_relu(...)``), so its layers stay numbered in one list.
+    """
+    return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
         nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True),
-    ]
+    )
 
 
 class SmallCNN(nn.Module):
@@ -197,24 +207,19 @@ class SmallCNN(nn.Module):
     independent of the input size, so the same class serves 28×28 and 32×32 images; dropout
     and one linear layer produce the logits.
 
-    Sized for a 2-core CPU. One forward+backward pass of a 256-image Fashion-MNIST batch
-    costs about 190 ms of CPU time at ``width=16`` and 550 ms at ``width=32`` in float32;
-    ``channels_last`` memory and bfloat16 autocast (``fit(..., amp=True)``) cut that to
-    about 85 ms and 220 ms on CPUs with bf16 instructions (speed.md). In float32 and
-    channels-last, six epochs of one-cycle AdamW at ``width=16`` reach about 0.92
-    Fashion-MNIST test accuracy in a little over three minutes on a 2-core AVX2 CPU
-    (chapter 8).
+    Small enough to train on a CPU in minutes; speed.md explains how channels-last memory
+    and mixed precision (``fit(..., amp=True)``) change what a training step costs.
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32) -> None:
         super().__init__()
         w1, w2, w3 = width, 2 * width, 4 * width
         self.features = nn.Sequential(
-            *_conv_bn_relu(in_channels, w1),
+            *conv_bn_relu(in_channels, w1),
             nn.MaxPool2d(2),
-            *_conv_bn_relu(w1, w2), *_conv_bn_relu(w2, w2),
+            *conv_bn_relu(w1, w2), *conv_bn_relu(w2, w2),
             nn.MaxPool2d(2),
-            *_conv_bn_relu(w2, w3), *_conv_bn_relu(w3, w3),
+            *conv_bn_relu(w2, w3), *conv_bn_relu(w3, w3),
         )
         self.head = nn.Sequential(
             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(w3, num_classes)
@@ -222,6 +227,114 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+def _check_positive(**values: object) -> None:
+    """A clear ``ValueError`` for a size or stride that is not a positive integer."""
+    for name, value in values.items():
+        if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+class PlainBlock(nn.Module):
+    """Two 3×3 conv–BN layers and a ReLU: a residual block without its shortcut (chapter 11).
+
+    :meth:`residual` is the branch F of :class:`ResidualBlock`, conv–BN–ReLU–conv–BN; the
+    block returns ``ReLU(F(x))``, which is simply two conv–BN–ReLU layers in a row.
+    ``stride=2`` in the first convolution halves height and width. Chapter 11 stacks these
+    blocks to measure how a deep plain network trains against the same network with
+    shortcuts.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        _check_positive(in_channels=in_channels, out_channels=out_channels, stride=stride)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride,
+                               padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1,
+                               bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """F(x): conv–BN–ReLU–conv–BN, with no ReLU at the end."""
+        return self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.residual(x))
+
+
+class ResidualBlock(PlainBlock):
+    """The basic residual block of He et al. (2016): ``ReLU(F(x) + shortcut(x))``, chapter 11.
+
+    F is :meth:`PlainBlock.residual`, whose batch norms sit after each convolution and
+    before the addition. The shortcut is the identity when the block keeps the shape; when
+    it changes the number of channels or has ``stride > 1``, the shortcut is a 1×1
+    convolution with that stride followed by batch norm (the paper's projection shortcut),
+    so that both terms of the sum have the output's shape. With F's last batch norm scaled
+    to zero the block returns ``ReLU(x)``, which is ``x`` itself for the non-negative
+    output of an earlier ReLU.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__(in_channels, out_channels, stride)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride,
+                          bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.residual(x) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """A small ResNet in the style of He et al.'s CIFAR-10 networks: chapter 11.
+
+    A 3×3 conv–BN–ReLU stem with ``widths[0]`` channels, then one stage per entry of
+    ``widths``, each of ``blocks_per_stage`` :class:`ResidualBlock` s; the first block of
+    every stage after the first halves height and width (stride 2) and widens through
+    its projection shortcut. Global average pooling and one linear layer give the logits,
+    for any input size. Weight layers: ``2 + 2 · blocks_per_stage · len(widths)``.
+
+    The defaults are chapter 11's CIFAR-10 network: three stages of one block at 16, 32
+    and 64 channels, 8 weight layers, 78,042 parameters. ``shortcuts=False`` builds the
+    same layers from :class:`PlainBlock` (no shortcuts, hence no projections): the plain
+    network of the same depth, which chapter 11 trains beside the residual one.
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int] = (16, 32, 64),
+        blocks_per_stage: int = 1,
+        *,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        shortcuts: bool = True,
+    ) -> None:
+        super().__init__()
+        widths = tuple(widths)
+        if not widths:
+            raise ValueError("widths must name at least one stage, got ()")
+        _check_positive(blocks_per_stage=blocks_per_stage, in_channels=in_channels,
+                        num_classes=num_classes, **{f"widths[{i}]": w
+                                                    for i, w in enumerate(widths)})
+        block = ResidualBlock if shortcuts else PlainBlock
+        self.stem = conv_bn_relu(in_channels, widths[0])
+        blocks, width = [], widths[0]
+        for stage, out_channels in enumerate(widths):
+            for index in range(blocks_per_stage):
+                stride = 2 if stage > 0 and index == 0 else 1
+                blocks.append(block(width, out_channels, stride))
+                width = out_channels
+        self.stages = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  nn.Linear(width, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stages(self.stem(x)))
 
 
 def init_xavier(model: nn.Module) -> None:
@@ -264,13 +377,6 @@ def _expected_input(module: nn.Module) -> str:
     return "a different shape"
 
 
-def _tensor_shape(output: object) -> tuple[int, ...]:
-    """Shape of a layer's output (the first tensor when it returns several)."""
-    if isinstance(output, (tuple, list)):
-        output = next((o for o in output if isinstance(o, torch.Tensor)), None)
-    return tuple(output.shape) if isinstance(output, torch.Tensor) else ()
-
-
 def _recorded_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Leaf modules, plus any container that holds parameters of its own."""
     return [
@@ -280,48 +386,12 @@ def _recorded_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     ]
 
 
-def _own_parameters(module: nn.Module) -> int:
-    """Parameters registered on ``module`` itself, not on its children."""
-    return sum(p.numel() for p in module.parameters(recurse=False))
-
-
-class _ShapeRecorder:
-    """Forward hooks that log each recorded module's output shape as the model runs."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.rows: list[dict] = []
-        self.running: tuple[str, nn.Module, tuple[int, ...]] | None = None
-        self._seen: set[int] = set()
-        self._handles = []
-        for name, module in _recorded_modules(model):
-            self._handles.append(module.register_forward_pre_hook(self._before(name)))
-            self._handles.append(module.register_forward_hook(self._after(name)))
-
-    def _before(self, name: str):
-        def hook(module: nn.Module, args: tuple) -> None:
-            self.running = (name, module, _tensor_shape(args))
-        return hook
-
-    def _after(self, name: str):
-        def hook(module: nn.Module, args: tuple, output: object) -> None:
-            params = 0 if id(module) in self._seen else _own_parameters(module)
-            self._seen.add(id(module))
-            self.running = None
-            self.rows.append({"module": name, "layer": type(module).__name__,
-                              "output shape": _tensor_shape(output), "parameters": params})
-        return hook
-
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-
-
 def _dummy_batch(model: nn.Module, shape: tuple[int, ...]) -> torch.Tensor:
     """Zeros of ``shape`` on the model's device, in its floating dtype."""
     first = next(model.parameters(), None)
-    if first is None or not first.is_floating_point():
-        return torch.zeros(shape)
-    return torch.zeros(shape, device=first.device, dtype=first.dtype)
+    floating = first is not None and first.is_floating_point()
+    return torch.zeros(shape, device=model_device(model),
+                       dtype=first.dtype if floating else torch.float32)
 
 
 def layer_table(model: nn.Module, input_shape: Sequence[int]) -> pd.DataFrame:
@@ -338,31 +408,18 @@ def layer_table(model: nn.Module, input_shape: Sequence[int]) -> pd.DataFrame:
     take raises ``ValueError`` naming the layer, what it expects and what it got.
     """
     shape = _check_input_shape(input_shape)
-    modes = {module: module.training for module in model.modules()}
-    recorder = _ShapeRecorder(model)
-    try:
-        model.eval()
-        with torch.no_grad():
+    with eval_mode(model), torch.no_grad(), ShapeRecorder(_recorded_modules(model)) as recorder:
+        try:
             model(_dummy_batch(model, shape))
-    except RuntimeError as error:
-        where = str(error)
-        if recorder.running is not None:
-            name, module, got = recorder.running
-            where = (f"layer {name!r} ({type(module).__name__}) expects "
-                     f"{_expected_input(module)} but got {got}")
-        raise ValueError(f"{type(model).__name__} cannot take input of shape {shape}: {where}"
-                         ) from error
-    finally:
-        recorder.remove()
-        for module, training in modes.items():
-            module.training = training
-    table = pd.DataFrame(recorder.rows, columns=["module", "layer", "output shape", "parameters"])
+        except RuntimeError as error:
+            where = str(error)
+            if recorder.running is not None:
+                name, module, got = recorder.running
+                where = (f"layer {name!r} ({type(module).__name__}) expects "
+                         f"{_expected_input(module)} but got {got}")
+            raise ValueError(f"{type(model).__name__} cannot take input of shape {shape}: "
+                             f"{where}") from error
+    table = pd.DataFrame(recorder.layers,
+                         columns=["module", "layer", "output shape", "parameters"])
     return table.set_index("module")
 
-
-def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
-    """SmallCNN's conv–BN–ReLU block as one module, for networks built from it elsewhere.
-
-    ``benchmarks/apparel_speedrun.py`` builds its ResNet-style network from these blocks.
-    """
-    return nn.Sequential(*_conv_bn_relu(in_channels, out_channels))
