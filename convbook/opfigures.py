@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon, Rectangle
 
 from .animation import Animation, animate
-from .ops import IntOrPair, _pair, conv_output_shape
+from .ops import IntOrPair, _pair, _pool_geometry, conv_output_shape
 from ._figure import DPI, _as_tensor, _format_number, _subplots
 
 __all__ = ["show_corr2d_steps", "animate_corr2d", "show_pool2d_steps", "animate_pool2d",
@@ -310,11 +310,7 @@ def _pool_case(X, pool_size: IntOrPair, mode: str, padding: IntOrPair,
     if mode not in ("max", "avg"):
         raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
     X = _matrix(X, "X")
-    size, pad = _pair(pool_size, "pool_size"), _pair(padding, "padding")
-    step = size if stride is None else _pair(stride, "stride")
-    if pad[0] > size[0] // 2 or pad[1] > size[1] // 2:
-        raise ValueError(f"padding {pad} must be at most half of pool_size {size}, "
-                         f"as in nn.MaxPool2d and cb.ops.pool2d")
+    size, pad, step = _pool_geometry(pool_size, padding, stride)
     windows = sliding_windows(tuple(X.shape), size, pad, step)
     fill = float("-inf") if mode == "max" else 0.0
     padded = F.pad(X, (pad[1], pad[1], pad[0], pad[0]), value=fill)
