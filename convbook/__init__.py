@@ -14,13 +14,14 @@ What the chapters call:
 - ``check``: checkers that give a learner feedback on an exercise (chapters 2–6).
 - ``apparel``: chapter 7's competition files and its leaderboard scorer.
 - ``reproduce``: seeds, the machine a page was computed on, and ``claim``.
-- ``sources``: where dataset files come from (offline copies first, MD5-checked).
+- ``sources``: where dataset files come from (offline copies first, MD5-checked), and
+  files written whole or not at all.
 
 Behind them, never called by a chapter: ``opfigures`` (the step-through figures and
 animations of chapters 2–5) and ``animation`` (figures to a reproducible GIF), both
 published through ``plot``; ``_figure`` (page-sized subplots, tensor checks, captions for
 every figure module); ``_torch`` (evaluation mode, a model's device, label checks, layer
-shapes); ``_atomic`` (files written whole or not at all).
+shapes); ``_args`` (the argument rules of ``ops`` and its figures).
 """
 from . import apparel, check, data, explain, models, ops, plot, reproduce, sources, stats, train
 from .reproduce import claim, machine, seed_everything

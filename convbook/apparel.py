@@ -25,7 +25,7 @@ import pandas as pd
 from PIL import Image
 
 from . import data
-from ._atomic import atomic_write, exclusive
+from .sources import atomic_write, exclusive
 
 __all__ = ["TEST_FIRST_ID", "write_competition", "score_submission"]
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ._torch import check_labels, check_model, eval_mode, model_device
-from .ops import IntOrPair, _pair
+from ._args import IntOrPair, pair
 
 __all__ = ["saliency", "occlusion", "grad_cam"]
 
@@ -95,7 +95,7 @@ def occlusion(model: nn.Module, image: torch.Tensor, target=None, *,
     batch ``(N, C, H, W)``; returns a CPU tensor ``(H, W)`` or ``(N, H, W)``.
     """
     batch, single = _images(image, "image")
-    (ph, pw), (sh, sw) = _pair(patch, "patch"), _pair(stride, "stride")
+    (ph, pw), (sh, sw) = pair(patch, "patch"), pair(stride, "stride")
     h, w = batch.shape[-2:]
     if not (1 <= ph <= h and 1 <= pw <= w) or sh < 1 or sw < 1:
         raise ValueError(f"need 1 <= patch <= image size and stride >= 1; got patch "

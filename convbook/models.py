@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._torch import ShapeRecorder, eval_mode, model_device
+from ._torch import ShapeRecorder, eval_mode
 
 __all__ = [
     "MLP",
@@ -387,11 +387,11 @@ def _recorded_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def _dummy_batch(model: nn.Module, shape: tuple[int, ...]) -> torch.Tensor:
-    """Zeros of ``shape`` on the model's device, in its floating dtype."""
-    first = next(model.parameters(), None)
-    floating = first is not None and first.is_floating_point()
-    return torch.zeros(shape, device=model_device(model),
-                       dtype=first.dtype if floating else torch.float32)
+    """Zeros of ``shape`` where the model's first parameter is, in its floating dtype
+    (float32 on the CPU for a model without any)."""
+    first = next(model.parameters(), torch.zeros(()))
+    dtype = first.dtype if first.is_floating_point() else torch.float32
+    return torch.zeros(shape, device=first.device, dtype=dtype)
 
 
 def layer_table(model: nn.Module, input_shape: Sequence[int]) -> pd.DataFrame:

@@ -24,12 +24,12 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon, Rectangle
 
 from .animation import Animation, animate
-from .ops import IntOrPair, _pair, _pool_geometry, conv_output_shape
+from ._args import IntOrPair, pair, pool_geometry
+from .ops import conv_output_shape
 from ._figure import DPI, _as_tensor, _format_number, _subplots
 
-__all__ = ["show_corr2d_steps", "animate_corr2d", "show_pool2d_steps", "animate_pool2d",
-           "show_pool2d_backward", "show_corr2d_multi_in", "show_corr2d_multi_out",
-           "show_conv1x1", "show_conv_volume"]
+__all__ = ["show_corr2d_steps", "animate_corr2d", "show_pool2d_steps", "show_pool2d_backward",
+           "show_corr2d_multi_in", "show_corr2d_multi_out", "show_conv1x1", "show_conv_volume"]
 
 CELL = 0.3  # inches per grid cell
 WIDTH = 7.0  # inches: the widest operation figure
@@ -77,8 +77,8 @@ def sliding_windows(input_hw: IntOrPair, kernel: IntOrPair, padding: IntOrPair =
     combinations raise the ``ValueError`` of :func:`convbook.ops.conv_output_shape`.
     """
     out_h, out_w = conv_output_shape(input_hw, kernel, padding, stride, dilation)
-    (kh, kw), (sh, sw) = _pair(kernel, "kernel"), _pair(stride, "stride")
-    dh, dw = _pair(dilation, "dilation")
+    (kh, kw), (sh, sw) = pair(kernel, "kernel"), pair(stride, "stride")
+    dh, dw = pair(dilation, "dilation")
     return [Window((i, j), tuple(i * sh + dh * a for a in range(kh)),
                    tuple(j * sw + dw * b for b in range(kw)))
             for i in range(out_h) for j in range(out_w)]
@@ -294,13 +294,13 @@ def _corr_case(X, K, padding: IntOrPair, stride: IntOrPair,
                dilation: IntOrPair) -> _Sliding:
     """Check the arguments, pad ``X`` with zeros and compute the output with F.conv2d."""
     X, K = _matrix(X, "X"), _matrix(K, "K")
-    pad = _pair(padding, "padding")
+    pad = pair(padding, "padding")
     windows = sliding_windows(tuple(X.shape), tuple(K.shape), padding, stride, dilation)
     padded = F.pad(X, (pad[1], pad[1], pad[0], pad[0]))
     _check_size(tuple(padded.shape), "X")
     output = F.conv2d(X[None, None], K[None, None], padding=pad,
-                      stride=_pair(stride, "stride"),
-                      dilation=_pair(dilation, "dilation"))[0, 0]
+                      stride=pair(stride, "stride"),
+                      dilation=pair(dilation, "dilation"))[0, 0]
     return _Sliding(padded, pad, tuple(X.shape), windows, output, kernel=K)
 
 
@@ -310,7 +310,7 @@ def _pool_case(X, pool_size: IntOrPair, mode: str, padding: IntOrPair,
     if mode not in ("max", "avg"):
         raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
     X = _matrix(X, "X")
-    size, pad, step = _pool_geometry(pool_size, padding, stride)
+    size, pad, step = pool_geometry(pool_size, padding, stride)
     windows = sliding_windows(tuple(X.shape), size, pad, step)
     fill = float("-inf") if mode == "max" else 0.0
     padded = F.pad(X, (pad[1], pad[1], pad[0], pad[0]), value=fill)
@@ -424,21 +424,10 @@ def show_pool2d_steps(X, pool_size: IntOrPair, *, mode: str = "max", padding: In
     """
     case = _pool_case(X, pool_size, mode, padding, stride)
     h, w = case.original
-    kh, kw = _pair(pool_size, "pool_size")
+    kh, kw = pair(pool_size, "pool_size")
     name = "Max" if mode == "max" else "Average"
     default = f"{name} pooling step by step: {h} × {w} input, {kh} × {kw} window"
     return _steps_figure(case, steps, title or default + _settings(padding, stride))
-
-
-def animate_pool2d(X, pool_size: IntOrPair, *, mode: str = "max", padding: IntOrPair = 0,
-                   stride: IntOrPair | None = None, title: str | None = None) -> Animation:
-    """The pooling window sliding over ``X`` as a GIF, one frame per output (chapter 5)."""
-    case = _pool_case(X, pool_size, mode, padding, stride)
-    h, w = case.original
-    kh, kw = _pair(pool_size, "pool_size")
-    name = "max" if mode == "max" else "average"
-    default = f"A {kh} × {kw} {name}-pooling window sliding over a {h} × {w} input"
-    return _animation(case, title or default + _settings(padding, stride))
 
 
 def show_pool2d_backward(X, pool_size: IntOrPair, grad_output=None, *, mode: str = "max",
@@ -456,7 +445,7 @@ def show_pool2d_backward(X, pool_size: IntOrPair, grad_output=None, *, mode: str
     if mode not in ("max", "avg"):
         raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
     X = _matrix(X, "X")
-    size = _pair(pool_size, "pool_size")
+    size = pair(pool_size, "pool_size")
     sliding_windows(tuple(X.shape), size, 0, size)  # a clear error if the window is too big
     _check_size(tuple(X.shape), "X")
     x = X.clone().requires_grad_()
@@ -513,7 +502,7 @@ def _channels(x, name: str, ndim: int, layout: str, limit: int) -> torch.Tensor:
 
 
 def _position(position: tuple[int, int], shape: torch.Size) -> tuple[int, int]:
-    i, j = _pair(position, "position")
+    i, j = pair(position, "position")
     if not (0 <= i < shape[0] and 0 <= j < shape[1]):
         raise ValueError(f"position {(i, j)} is outside the {shape[0]} × {shape[1]} output")
     return i, j

@@ -14,13 +14,14 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-IntOrPair = Union[int, tuple[int, int]]
+from ._args import IntOrPair, pool_geometry
+from ._args import is_int as _is_int
+from ._args import pair as _pair
 
 __all__ = ["Conv2D", "batch_norm", "conv_output_shape", "corr2d", "corr2d_fast",
            "corr2d_multi_in", "corr2d_multi_in_out", "corr2d_multi_in_out_1x1", "pool2d",
@@ -155,19 +156,6 @@ def receptive_field(layers: Sequence[Sequence[int]]) -> int:
 # ------------------------------------------------------------- the argument checks
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _pair(value: IntOrPair, name: str) -> tuple[int, int]:
-    """``3`` -> ``(3, 3)``; ``(3, 5)`` stays. Anything else is a TypeError."""
-    if _is_int(value):
-        return value, value
-    if isinstance(value, Sequence) and len(value) == 2 and all(map(_is_int, value)):
-        return int(value[0]), int(value[1])
-    raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-
-
 def _tensor(value, name: str, layout: str) -> torch.Tensor:
     """A non-empty floating-point tensor with one dimension per name in ``layout``."""
     if not isinstance(value, torch.Tensor):
@@ -203,23 +191,6 @@ def _check_1x1(args: dict) -> None:
         raise ValueError(f"kernel must be 1x1, got shape {tuple(args['K'].shape)}")
 
 
-def _pool_geometry(pool_size: IntOrPair, padding: IntOrPair,
-                  stride: IntOrPair | None) -> tuple[tuple[int, int], ...]:
-    """``(pool_size, padding, stride)`` as (height, width) pairs, or a clear error.
-
-    The stride defaults to the window; padding may be at most half the window, as in
-    ``nn.MaxPool2d``. One copy of the pooling rules for ``pool2d`` and chapter 5's figures.
-    """
-    size, pad = _pair(pool_size, "pool_size"), _pair(padding, "padding")
-    step = size if stride is None else _pair(stride, "stride")
-    if min(size) < 1 or min(step) < 1 or min(pad) < 0:
-        raise ValueError(f"need pool_size, stride >= 1 and padding >= 0; got pool_size "
-                         f"{size}, stride {step}, padding {pad}")
-    if pad[0] > size[0] // 2 or pad[1] > size[1] // 2:
-        raise ValueError(f"padding {pad} must be at most half of pool_size {size}")
-    return size, pad, step
-
-
 def _check_pool2d(args: dict) -> None:
     """Check pool2d's arguments and turn ints into (height, width) pairs."""
     X, mode = args["X"], args["mode"]
@@ -229,7 +200,7 @@ def _check_pool2d(args: dict) -> None:
                         f"(..., H, W), got {got}")
     if mode not in ("max", "avg"):
         raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
-    size, pad, step = _pool_geometry(args["pool_size"], args["padding"], args["stride"])
+    size, pad, step = pool_geometry(args["pool_size"], args["padding"], args["stride"])
     padded = (X.shape[-2] + 2 * pad[0], X.shape[-1] + 2 * pad[1])
     if size[0] > padded[0] or size[1] > padded[1]:
         raise ValueError(f"pool_size {size} is larger than the padded input {padded}")

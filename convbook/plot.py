@@ -25,7 +25,7 @@ from ._figure import (
     _shading, _subplots,
 )
 from .opfigures import (
-    animate_corr2d, animate_pool2d, show_conv1x1, show_corr2d_multi_in,
+    animate_corr2d, show_conv1x1, show_corr2d_multi_in,
     show_conv_volume, show_corr2d_multi_out, show_corr2d_steps, show_pool2d_backward,
     show_pool2d_steps,
 )
@@ -41,7 +41,7 @@ __all__ = [
     "show_channel_stats",
     "show_attribution",
     # the step-through figures of chapters 2-5, drawn by convbook.opfigures
-    "animate_corr2d", "animate_pool2d", "show_conv1x1", "show_conv_volume",
+    "animate_corr2d", "show_conv1x1", "show_conv_volume",
     "show_corr2d_multi_in", "show_corr2d_multi_out", "show_corr2d_steps",
     "show_pool2d_backward", "show_pool2d_steps",
 ]
@@ -206,36 +206,12 @@ def plot_history(history: pd.DataFrame, title: str | None = None) -> Figure:
     return fig
 
 
-_NORMALIZE_LABELS = {
-    "true": "fraction of the true class", "pred": "fraction of the predicted class",
-    "all": "fraction of all examples",
-}
-
-
-def _normalized(counts: torch.Tensor, normalize: str | None) -> torch.Tensor:
-    """``counts`` divided by row (``"true"``), column (``"pred"``) or grand (``"all"``) sums.
-
-    A class with no examples keeps zeros rather than 0/0 = NaN.
-    """
-    if normalize is None:
-        return counts
-    if not torch.equal(counts, counts.round()):
-        raise ValueError("normalize needs a matrix of counts; cm already holds fractions")
-    dims = {"true": (1,), "pred": (0,), "all": (0, 1)}[normalize]
-    return counts / counts.sum(dim=dims, keepdim=True).clamp(min=1)
-
-
-def plot_confusion_matrix(cm, class_names: Sequence[str], title: str | None = None,
-                          normalize: str | None = None) -> Figure:
+def plot_confusion_matrix(cm, class_names: Sequence[str], title: str | None = None) -> Figure:
     """A confusion matrix from :func:`convbook.stats.confusion_matrix` as a heat map with its numbers.
 
-    ``normalize`` as in scikit-learn: ``"true"`` divides each row by its class's size (the
-    diagonal is then each class's recall), ``"pred"`` each column, ``"all"`` everything.
-    Counts are written as integers, fractions with two decimals, so an already
-    normalised float matrix can be passed too (chapters 8–10).
+    Counts are written as integers, fractions with two decimals, so a normalised float
+    matrix can be passed too (chapters 8–10).
     """
-    if normalize not in (None, *_NORMALIZE_LABELS):
-        raise ValueError(f"normalize must be None, 'true', 'pred' or 'all', got {normalize!r}")
     counts = _as_tensor(cm, "cm", 2, "(num_classes, num_classes)")
     k = counts.shape[0]
     if counts.shape[1] != k or len(class_names) != k:
@@ -245,20 +221,18 @@ def plot_confusion_matrix(cm, class_names: Sequence[str], title: str | None = No
         raise ValueError("cm must hold finite values, found NaN or infinity")
     if counts.min() < 0:
         raise ValueError(f"cm must not hold negative values, found {_format_number(counts.min())}")
-    values = _normalized(counts, normalize)
-    integers = normalize is None and torch.equal(values, values.round())
-    labels = [str(int(v)) if integers else f"{v:.2f}" for v in values.flatten().tolist()]
+    integers = torch.equal(counts, counts.round())
+    labels = [str(int(v)) if integers else f"{v:.2f}" for v in counts.flatten().tolist()]
     fig, axes = _subplots(1, 1, 1.6 + 0.62 * k, 1.4 + 0.55 * k)
     ax = axes[0, 0]
-    image = ax.imshow(values.numpy(), cmap="Blues")
-    _annotate_cells(ax, values, labels)
+    image = ax.imshow(counts.numpy(), cmap="Blues")
+    _annotate_cells(ax, counts, labels)
     ax.set_xticks(range(k), class_names, rotation=45, ha="right", rotation_mode="anchor")
     ax.set_yticks(range(k), class_names)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(title or "Confusion matrix")
-    label = "examples" if integers else _NORMALIZE_LABELS.get(normalize, "fraction")
-    fig.colorbar(image, ax=ax, label=label)
+    fig.colorbar(image, ax=ax, label="examples" if integers else "fraction")
     fig.tight_layout()
     return fig
 

@@ -13,44 +13,42 @@ in order, in
 and, if none has the files, downloads them into the cache from every mirror in
 :data:`MIRRORS` in turn (unless told not to). Sources are only read: anything that must be
 decompressed or extracted is written into the cache, through a temporary file and
-``os.replace``, so a crash never leaves a half-written file under its final name.
+``os.replace``, so a crash never leaves a half-written file under its final name
+(:func:`atomic_write`, which checkpoints and chapter 7's competition folder use too).
 
 Every file is checked against a known MD5 before it is used, so a truncated or corrupt
 copy raises :class:`CorruptDatasetError` naming the file instead of yielding garbage
-tensors. Chapters never call this module directly; it is here for readers who want to
-know where the bytes come from and for instructors preparing an offline classroom
+tensors. Chapters call only :func:`cache_dir` (chapters 7 and 8); the module is here for
+readers who want to know where the bytes come from and for instructors preparing an offline classroom
 (copy the files into one folder and point ``$CONVBOOK_DATA`` at it). This docstring is the
 code's one description of the search order; README.md's "Data without the network" is the
 readers' one, and every other page links there.
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.client
 import os
 import tarfile
+import tempfile
 import time
 import urllib.request
 import zlib
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Callable
 
 from torchvision import datasets
 
-from ._atomic import atomic_write, remove_stale
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so only age tells a dead write from a live one
+    fcntl = None
 
-__all__ = [
-    "DatasetNotFoundError",
-    "CorruptDatasetError",
-    "CacheError",
-    "DEBIAN_FASHION_MNIST",
-    "MIRRORS",
-    "cache_dir",
-    "locate",
-    "download",
-]
+__all__ = ["DatasetNotFoundError", "CorruptDatasetError", "CacheError", "DEBIAN_FASHION_MNIST",
+           "MIRRORS", "cache_dir", "locate", "download"]
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -132,24 +130,8 @@ READ_TIMEOUT_S = 30.0
 PROGRESS_MIN_BYTES = 10 << 20
 
 
-@dataclass(frozen=True)
-class _Spec:
-    """Where torchvision expects one dataset's files, and an extra way to get them."""
-
-    name: str
-    folder: str  # the sub-folder torchvision opens, e.g. "FashionMNIST/raw"
-    apt_hint: str  # an extra way to get the files, shown in DatasetNotFoundError
-
-
-_SPECS = {
-    "fashion_mnist": _Spec(
-        "fashion_mnist",
-        "FashionMNIST/raw",
-        "install the Debian package: sudo apt-get install dataset-fashion-mnist",
-    ),
-    "mnist": _Spec("mnist", "MNIST/raw", ""),
-    "cifar10": _Spec("cifar10", _CIFAR_DIR, ""),
-}
+#: The sub-folder torchvision opens for each dataset.
+_FOLDERS = {"fashion_mnist": "FashionMNIST/raw", "mnist": "MNIST/raw", "cifar10": _CIFAR_DIR}
 
 
 def cache_dir() -> Path:
@@ -183,10 +165,11 @@ def _offline() -> bool:
     return env_flag("CONVBOOK_OFFLINE", "to allow downloads")
 
 
-def _spec(name: str) -> _Spec:
-    if name not in _SPECS:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(_SPECS)}")
-    return _SPECS[name]
+def _folder(name: str) -> str:
+    """Where under a source folder torchvision expects ``name``'s files."""
+    if name not in _FOLDERS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(_FOLDERS)}")
+    return _FOLDERS[name]
 
 
 # --------------------------------------------------------------------------- checksums
@@ -216,14 +199,75 @@ def _check_md5(path: Path, expected: str) -> None:
         )
 
 
-# ------------------------------------------------------------------ writing atomically
+# ------------------------------------------------------------- writing atomically
 
 
-def _atomic_write(dest: Path, write: Callable[[BinaryIO], object]) -> Path:
-    """Call ``write(file)`` on a temporary file beside ``dest``, then rename it into place.
+#: A temporary file younger than this is never removed: its writer may be starting up.
+MIN_STALE_AGE_S = 60.0
+#: Without ``flock`` (Windows), a temporary file is stale only after this long.
+UNLOCKED_STALE_AGE_S = 24 * 3600.0
 
-    ``write`` must not let the ``OSError`` of a *source* escape (wrap it): any ``OSError``
-    here is the cache's, and becomes a :class:`CacheError` naming it.
+
+def atomic_write(dest: Path, write: Callable[[BinaryIO], object], suffix: str) -> Path:
+    """Call ``write(file)`` on ``.<dest.name>.<random><suffix>``, then rename it to ``dest``.
+
+    The temporary file is flushed to disk before the rename and holds an exclusive
+    ``flock`` while it is written, so :func:`remove_stale` can tell a killed write from a
+    live one.
+    """
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if fcntl is not None:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def remove_stale(folder: Path, pattern: str) -> list[Path]:
+    """Delete the temporaries matching ``pattern`` in ``folder`` that no live write holds.
+
+    Returns the paths removed. Files that cannot be opened or removed are left alone:
+    cleaning up is a courtesy and must never make a run fail.
+    """
+    removed = []
+    now = time.time()
+    for path in folder.glob(pattern):
+        try:
+            age = now - path.stat().st_mtime
+            if age < MIN_STALE_AGE_S or (fcntl is None and age < UNLOCKED_STALE_AGE_S):
+                continue
+            with open(path, "rb") as f:
+                if fcntl is not None:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                path.unlink()
+            removed.append(path)
+        except OSError:  # locked by a live writer, vanished, or not ours to delete
+            continue
+    return removed
+
+
+@contextlib.contextmanager
+def exclusive(lock: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the file ``lock`` (created if missing) inside the
+    block, so that processes sharing a folder take turns (a no-op without ``flock``)."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _cache_write(dest: Path, write: Callable[[BinaryIO], object]) -> Path:
+    """:func:`atomic_write` into the cache, whose ``OSError`` becomes a :class:`CacheError`.
+
+    ``write`` must not let the ``OSError`` of a *source* escape (wrap it).
     """
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -234,7 +278,7 @@ def _atomic_write(dest: Path, write: Callable[[BinaryIO], object]) -> Path:
 
 def _remove_stale_parts(cache: Path) -> None:
     """Delete the ``.part`` files of killed runs from the cache and its dataset folders."""
-    for folder in (cache, *(cache / spec.folder for spec in _SPECS.values())):
+    for folder in (cache, *(cache / sub for sub in _FOLDERS.values())):
         remove_stale(folder, ".*.part")
 
 
@@ -258,7 +302,7 @@ def _gunzip_verified(src: Path, dest: Path, name: str) -> None:
         raise CorruptDatasetError(
             f"{src}: decompressed MD5 {actual} does not match the official {expected}"
         )
-    _atomic_write(dest, lambda f: f.write(data))
+    _cache_write(dest, lambda f: f.write(data))
 
 
 def _extract_cifar(archive: Path, dest_root: Path) -> None:
@@ -275,7 +319,7 @@ def _extract_cifar(archive: Path, dest_root: Path) -> None:
                 if not member.isfile() or base not in _CIFAR_MD5:
                     continue
                 source = tar.extractfile(member)
-                _atomic_write(target / base, lambda f: _copy_from_archive(source, f))
+                _cache_write(target / base, lambda f: _copy_from_archive(source, f))
                 found.add(base)
     except CacheError:
         raise
@@ -311,11 +355,8 @@ def _ready(name: str, folder: Path) -> bool:
 
     Raises CorruptDatasetError when the files are there but wrong.
     """
-    spec = _spec(name)
-    if name == "cifar10":
-        files = {folder / spec.folder / base: md5 for base, md5 in _CIFAR_MD5.items()}
-    else:
-        files = {folder / spec.folder / f: md5 for f, md5 in _IDX_MD5[name].items()}
+    sums = _CIFAR_MD5 if name == "cifar10" else _IDX_MD5[name]
+    files = {folder / _folder(name) / base: md5 for base, md5 in sums.items()}
     if not all(path.is_file() for path in files):
         return False
     for path, md5 in files.items():
@@ -328,7 +369,7 @@ def _archives(name: str, folder: Path) -> list[Path] | None:
     if name == "cifar10":
         archive = folder / datasets.CIFAR10.filename
         return [archive] if archive.is_file() else None
-    for base in (folder / _spec(name).folder, folder):
+    for base in (folder / _folder(name), folder):
         paths = [base / f"{f}.gz" for f in _IDX_MD5[name]]
         if all(p.is_file() for p in paths):
             return paths
@@ -346,14 +387,14 @@ def _cache_ready(name: str, cache: Path) -> bool:
 def _expected_files(name: str) -> str:
     if name == "cifar10":
         return f"{_CIFAR_DIR}/ or {datasets.CIFAR10.filename}"
-    return f"{_spec(name).folder}/*-ubyte[.gz] or *-ubyte.gz"
+    return f"{_folder(name)}/*-ubyte[.gz] or *-ubyte.gz"
 
 
 def _unpack_into_cache(name: str, archives: list[Path], cache: Path) -> Path:
     if name == "cifar10":
         _extract_cifar(archives[0], cache)
     else:
-        raw = cache / _spec(name).folder
+        raw = cache / _folder(name)
         for gz in archives:
             _gunzip_verified(gz, raw / gz.name[: -len(".gz")], name)
     return cache
@@ -378,7 +419,7 @@ def locate(name: str, root: str | Path | None = None, download: bool | None = No
     downloads when no offline copy exists unless ``$CONVBOOK_OFFLINE=1``; ``False``
     never downloads; ``True`` always may. See the module docstring for the search order.
     """
-    spec = _spec(name)
+    _folder(name)  # an unknown name fails here
     cache = cache_dir()
     _remove_stale_parts(cache)
     looked = []
@@ -393,22 +434,22 @@ def locate(name: str, root: str | Path | None = None, download: bool | None = No
         looked.append(f"{label}: {folder} (no {_expected_files(name)})")
     allowed = (not _offline()) if download is None else download
     if not allowed:
-        raise DatasetNotFoundError(_not_found_message(spec, looked, None))
+        raise DatasetNotFoundError(_not_found_message(name, looked, None))
     try:
         return _unpack_into_cache(name, _download_archives(name, cache), cache)
     except DatasetNotFoundError as err:
-        raise DatasetNotFoundError(_not_found_message(spec, looked, str(err))) from err
+        raise DatasetNotFoundError(_not_found_message(name, looked, str(err))) from err
 
 
-def _not_found_message(spec: _Spec, looked: list[str], download_error: str | None) -> str:
-    lines = [f"Dataset {spec.name!r} not found. Looked in:"]
+def _not_found_message(name: str, looked: list[str], download_error: str | None) -> str:
+    lines = [f"Dataset {name!r} not found. Looked in:"]
     lines += [f"  - {place}" for place in looked]
     lines.append("Fixes:")
-    if spec.apt_hint:
-        lines.append(f"  - {spec.apt_hint}")
+    if name == "fashion_mnist":
+        lines.append("  - install the Debian package: sudo apt-get install dataset-fashion-mnist")
     lines.append(
         "  - set CONVBOOK_DATA=/path/to/data, a folder holding torchvision's layout "
-        f"({spec.folder}/...) or the original archives"
+        f"({_folder(name)}/...) or the original archives"
     )
     if download_error is None:
         lines.append("  - allow downloading: pass download=True, or unset CONVBOOK_OFFLINE")
@@ -426,7 +467,7 @@ def _download_archives(name: str, cache: Path) -> list[Path]:
         urls = [base + dest.name for base in MIRRORS[name]]
         return [download(urls, dest, datasets.CIFAR10.tgz_md5)]
     resources = (datasets.FashionMNIST if name == "fashion_mnist" else datasets.MNIST).resources
-    raw = cache / _spec(name).folder
+    raw = cache / _folder(name)
     return [
         download([base + file for base in MIRRORS[name]], raw / file, md5)
         for file, md5 in resources
@@ -452,7 +493,7 @@ def download(url_list: list[str], dest: str | Path, md5: str) -> Path:
     failures = []
     for url in url_list:
         try:
-            _atomic_write(dest, lambda f: _fetch_verified(url, f, md5, dest.name))
+            _cache_write(dest, lambda f: _fetch_verified(url, f, md5, dest.name))
             print(f"Downloaded {dest.name} from {url}")
             return dest
         except _MirrorError as err:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from convbook import apparel, data
-from convbook._atomic import exclusive
+from convbook.sources import exclusive
 
 N_TRAIN, N_TEST = 120, 30  # a small folder; chapters 7 and 8 write all 70,000 images
 LAST_TEST_ID = apparel.TEST_FIRST_ID + N_TEST - 1

@@ -221,13 +221,11 @@ def test_max_pooling_pads_with_minus_infinity_and_average_with_zeros():
     assert abs(float(caption.split("= ")[-1]) - Y[1, 1].item()) < 0.006
 
 
-def test_pool_errors_and_animation():
+def test_pool_errors():
     with pytest.raises(ValueError, match="mode must be 'max' or 'avg'"):
         plot.show_pool2d_steps(D2L_X, 2, mode="min")
     with pytest.raises(ValueError, match="at most half"):
         plot.show_pool2d_steps(D2L_X, 2, padding=2)
-    animation = plot.animate_pool2d(torch.arange(16.0).reshape(4, 4), 2)
-    assert animation.n_frames == len(_gif_frames(animation)) == 4
 
 
 @pytest.mark.parametrize("mode", ["max", "avg"])

@@ -263,9 +263,7 @@ def test_cifar_into_an_unwritable_cache_blames_the_cache(cifar_source, nowhere, 
     def refuse(*args, **kwargs):
         raise error
 
-    import convbook._atomic as atomic
-
-    monkeypatch.setattr(atomic.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(sources.tempfile, "mkstemp", refuse)
     with pytest.raises(sources.CacheError) as caught:
         sources.locate("cifar10", download=False)
     message = str(caught.value)
@@ -287,12 +285,10 @@ def test_a_cache_that_is_not_a_folder_is_named(tmp_path, monkeypatch):
 
 
 def test_a_full_disk_during_download_is_not_a_mirror_failure(mirror, monkeypatch):
-    import convbook._atomic as atomic
-
     def full(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(atomic.os, "fsync", full)
+    monkeypatch.setattr(sources.os, "fsync", full)
     with pytest.raises(sources.CacheError, match="No space left on device.*CONVBOOK_CACHE"):
         sources.download([mirror["good"], mirror["good"]], mirror["dest"], mirror["md5"])
 
