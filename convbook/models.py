@@ -356,70 +356,46 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _check_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
-    """Validate ``input_shape``; a ``(C, H, W)`` shape becomes a batch of one."""
-    shape = tuple(input_shape)
-    if not shape or not all(isinstance(n, Integral) and not isinstance(n, bool) and n > 0
-                            for n in shape):
-        raise ValueError(f"input_shape must be positive integers, got {input_shape!r}")
-    shape = tuple(int(n) for n in shape)
-    return (1, *shape) if len(shape) == 3 else shape
-
-
-def _expected_input(module: nn.Module) -> str:
-    """What a layer accepts, in words, for error messages."""
-    if isinstance(module, nn.Conv2d):
-        return f"(N, {module.in_channels}, H, W)"
-    if isinstance(module, nn.Linear):
-        return f"(N, {module.in_features})"
-    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-        return f"{module.num_features} channels"
-    return "a different shape"
-
-
-def _recorded_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Leaf modules, plus any container that holds parameters of its own."""
-    return [
-        (name, module)
-        for name, module in model.named_modules()
-        if not list(module.children()) or list(module.parameters(recurse=False))
-    ]
-
-
-def _dummy_batch(model: nn.Module, shape: tuple[int, ...]) -> torch.Tensor:
-    """Zeros of ``shape`` where the model's first parameter is, in its floating dtype
-    (float32 on the CPU for a model without any)."""
-    first = next(model.parameters(), torch.zeros(()))
-    dtype = first.dtype if first.is_floating_point() else torch.float32
-    return torch.zeros(shape, device=first.device, dtype=dtype)
+#: What a layer accepts, read from its attributes, for layer_table's errors.
+_EXPECTS = (("in_channels", "(N, {}, H, W)"), ("in_features", "(N, {})"),
+            ("num_features", "{} channels"))
 
 
 def layer_table(model: nn.Module, input_shape: Sequence[int]) -> pd.DataFrame:
     """Each layer's output shape and parameter count, in forward order (chapter 6).
 
-    Runs one dummy batch of zeros of ``input_shape`` — ``(N, C, H, W)``, or ``(C, H, W)``
-    for a batch of one — through ``model`` and records every leaf module as it is called
-    (a module called twice, like CifarNet's shared pooling, gets two rows; its parameters
-    count once). The model runs in eval mode under ``torch.no_grad()``, so batch-norm
-    statistics are untouched; each module's mode is restored and no hooks are left behind.
+    Runs one batch of zeros of ``input_shape`` — ``(N, C, H, W)``, or ``(C, H, W)`` for a
+    batch of one — through ``model`` in eval mode without gradients, recording every leaf
+    module (and any container with parameters of its own) as it is called: a module called
+    twice gets two rows and its parameters count once. Modes are restored, no hooks stay.
 
     Returns a DataFrame with columns ``layer`` (class name), ``output shape`` and
-    ``parameters``, indexed by the module's name in the model. A shape the model cannot
-    take raises ``ValueError`` naming the layer, what it expects and what it got.
+    ``parameters``, indexed by the module's name. A shape the model cannot take raises
+    ``ValueError`` naming the layer, what it expects and what it got.
     """
-    shape = _check_input_shape(input_shape)
-    with eval_mode(model), torch.no_grad(), ShapeRecorder(_recorded_modules(model)) as recorder:
+    shape = tuple(input_shape)
+    if not shape or not all(isinstance(n, Integral) and not isinstance(n, bool) and n > 0
+                            for n in shape):
+        raise ValueError(f"input_shape must be positive integers, got {input_shape!r}")
+    shape = tuple(int(n) for n in ((1, *shape) if len(shape) == 3 else shape))
+    recorded = [(name, m) for name, m in model.named_modules()
+                if not list(m.children()) or list(m.parameters(recurse=False))]
+    first = next(model.parameters(), torch.zeros(()))
+    dtype = first.dtype if first.is_floating_point() else torch.float32
+    with eval_mode(model), torch.no_grad(), ShapeRecorder(recorded) as recorder:
         try:
-            model(_dummy_batch(model, shape))
+            model(torch.zeros(shape, device=first.device, dtype=dtype))
         except RuntimeError as error:
             where = str(error)
             if recorder.running is not None:
                 name, module, got = recorder.running
-                where = (f"layer {name!r} ({type(module).__name__}) expects "
-                         f"{_expected_input(module)} but got {got}")
+                expects = next((what.format(getattr(module, attr))
+                                for attr, what in _EXPECTS if hasattr(module, attr)),
+                               "a different shape")
+                where = (f"layer {name!r} ({type(module).__name__}) expects {expects} "
+                         f"but got {got}")
             raise ValueError(f"{type(model).__name__} cannot take input of shape {shape}: "
                              f"{where}") from error
     table = pd.DataFrame(recorder.layers,
                          columns=["module", "layer", "output shape", "parameters"])
     return table.set_index("module")
-
