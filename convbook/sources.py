@@ -16,8 +16,9 @@ decompressed or extracted is written into the cache, through a temporary file an
 ``os.replace``, so a crash never leaves a half-written file under its final name
 (:func:`atomic_write`, which checkpoints and chapter 7's competition folder use too).
 
-Every file is checked against a known MD5 before it is used, so a truncated or corrupt
-copy raises :class:`CorruptDatasetError` naming the file instead of yielding garbage
+Every file is checked against a known MD5 before it is used (MD5 is the one integrity
+check: a file that is truncated, too long or not the official one fails it), so a bad copy
+raises :class:`CorruptDatasetError` naming the file instead of yielding garbage
 tensors. Chapters call only :func:`cache_dir` (chapters 7 and 8); the module is here for
 readers who want to know where the bytes come from and for instructors preparing an offline classroom
 (copy the files into one folder and point ``$CONVBOOK_DATA`` at it). This docstring is the
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable
 
 from torchvision import datasets
+from torchvision.datasets.utils import calculate_md5, check_integrity
 
 try:
     import fcntl
@@ -104,15 +106,6 @@ _IDX_MD5 = {
         "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
     },
 }
-# The size of each decompressed idx file (a 16- or 8-byte header, then one byte per value):
-# a .gz is never inflated past it, so a corrupt or hostile archive cannot fill the memory.
-_IDX_BYTES = {
-    "train-images-idx3-ubyte": 16 + 60000 * 28 * 28,
-    "train-labels-idx1-ubyte": 8 + 60000,
-    "t10k-images-idx3-ubyte": 16 + 10000 * 28 * 28,
-    "t10k-labels-idx1-ubyte": 8 + 10000,
-}
-
 _CIFAR_DIR = datasets.CIFAR10.base_folder
 _CIFAR_MD5 = dict(
     datasets.CIFAR10.train_list
@@ -140,24 +133,14 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "convbook"
 
 
-_TRUE = {"1", "true", "yes", "on", "y", "t"}
-_FALSE = {"", "0", "false", "no", "off", "n", "f"}
-
-
 def env_flag(name: str, unset: str = "") -> bool:
-    """Environment variable ``name`` as a boolean; a spelling that is neither is an error.
-
-    ``unset`` says in the error what leaving the variable unset means.
-    """
-    value = os.environ.get(name, "")
-    if value.strip().lower() in _TRUE:
-        return True
-    if value.strip().lower() in _FALSE:
-        return False
-    raise ValueError(
-        f"{name}={value!r} is not a yes/no value; use 1/0, true/false, yes/no or on/off"
-        + (f" (or leave it unset {unset})" if unset else "")
-    )
+    """Environment variable ``name`` as a switch: ``1`` is on, ``0`` or unset is off, and
+    anything else is an error rather than a silent "off" (``unset`` says what unset means)."""
+    value = os.environ.get(name, "").strip()
+    if value not in ("", "0", "1"):
+        raise ValueError(f"{name}={value!r} is not a switch; set it to 1 or 0"
+                         + (f" (or leave it unset {unset})" if unset else ""))
+    return value == "1"
 
 
 def _offline() -> bool:
@@ -174,24 +157,8 @@ def _folder(name: str) -> str:
 
 # --------------------------------------------------------------------------- checksums
 
-_verified: dict[tuple[str, int, int], str] = {}
-
-
-def _md5_of_file(path: Path) -> str:
-    """MD5 of a file, remembered per (path, size, mtime) so a chapter pays for it once."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _verified:
-        digest = hashlib.md5()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(_CHUNK), b""):
-                digest.update(chunk)
-        _verified[key] = digest.hexdigest()
-    return _verified[key]
-
-
 def _check_md5(path: Path, expected: str) -> None:
-    actual = _md5_of_file(path)
+    actual = calculate_md5(path)
     if actual != expected:
         raise CorruptDatasetError(
             f"{path}: MD5 {actual} does not match the official {expected}; the file is corrupt "
@@ -282,27 +249,30 @@ def _remove_stale_parts(cache: Path) -> None:
         remove_stale(folder, ".*.part")
 
 
-def _gunzip_verified(src: Path, dest: Path, name: str) -> None:
-    """Decompress ``src`` to ``dest`` after checking its content, never half-written."""
-    file = dest.name
-    size = _IDX_BYTES[file]
-    try:
-        with gzip.open(src, "rb") as f:
-            data = f.read(size + 1)  # one byte more shows "too long"
-    except (OSError, EOFError, zlib.error) as err:
-        raise CorruptDatasetError(f"{src}: not a valid gzip file ({err})") from err
-    if len(data) > size:
-        raise CorruptDatasetError(f"{src}: inflates to more than {size} bytes, the size of {file}")
-    if len(data) < size:
-        raise CorruptDatasetError(f"{src}: {len(data)} bytes, expected {size} for {file} "
-                                  "(truncated?)")
-    actual = hashlib.md5(data).hexdigest()
-    expected = _IDX_MD5[name][file]
-    if actual != expected:
-        raise CorruptDatasetError(
-            f"{src}: decompressed MD5 {actual} does not match the official {expected}"
-        )
-    _cache_write(dest, lambda f: f.write(data))
+def _unpack_verified(source: BinaryIO, dest: Path, md5: str, archive: Path, kind: str) -> None:
+    """Copy the decompressed ``source`` to ``dest`` in the cache, hashing as it goes.
+
+    Only bytes with the official ``md5`` are renamed to ``dest``. A ``source`` that cannot
+    be read or holds other bytes raises :class:`CorruptDatasetError` naming ``archive``
+    (not a kind of ``OSError``, so it is never taken for the cache's fault).
+    """
+    def write(out: BinaryIO) -> None:
+        digest = hashlib.md5()
+        while True:
+            try:
+                chunk = source.read(_CHUNK)
+            except (OSError, EOFError, zlib.error) as err:
+                raise CorruptDatasetError(f"{archive}: not a valid {kind} ({err})") from err
+            if not chunk:
+                break
+            digest.update(chunk)
+            out.write(chunk)
+        if digest.hexdigest() != md5:
+            raise CorruptDatasetError(
+                f"{archive}: {dest.name} has MD5 {digest.hexdigest()}, not the official "
+                f"{md5}; the file is corrupt or not the official release"
+            )
+    _cache_write(dest, write)
 
 
 def _extract_cifar(archive: Path, dest_root: Path) -> None:
@@ -310,17 +280,15 @@ def _extract_cifar(archive: Path, dest_root: Path) -> None:
 
     Errors reading the archive blame the archive; errors writing blame the cache.
     """
-    target = dest_root / _CIFAR_DIR
     found = set()
     try:
         with tarfile.open(archive, "r:*") as tar:
             for member in tar:
                 base = member.name.rsplit("/", 1)[-1]
-                if not member.isfile() or base not in _CIFAR_MD5:
-                    continue
-                source = tar.extractfile(member)
-                _cache_write(target / base, lambda f: _copy_from_archive(source, f))
-                found.add(base)
+                if member.isfile() and base in _CIFAR_MD5:
+                    _unpack_verified(tar.extractfile(member), dest_root / _CIFAR_DIR / base,
+                                     _CIFAR_MD5[base], archive, "tar archive")
+                    found.add(base)
     except CacheError:
         raise
     except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
@@ -328,23 +296,6 @@ def _extract_cifar(archive: Path, dest_root: Path) -> None:
     missing = sorted(set(_CIFAR_MD5) - found)
     if missing:
         raise CorruptDatasetError(f"{archive}: the archive lacks {missing}")
-    for base, md5 in _CIFAR_MD5.items():
-        try:
-            _check_md5(target / base, md5)
-        except CorruptDatasetError as err:
-            raise CorruptDatasetError(f"{archive} holds a corrupt file: {err}") from err
-
-
-def _copy_from_archive(source: BinaryIO, out: BinaryIO) -> None:
-    """Copy ``source`` to ``out``; read errors are the archive's, so they are not OSErrors."""
-    while True:
-        try:
-            chunk = source.read(_CHUNK)
-        except (OSError, EOFError, zlib.error) as err:
-            raise tarfile.ReadError(str(err)) from err
-        if not chunk:
-            return
-        out.write(chunk)
 
 
 # ------------------------------------------------------------------- finding the files
@@ -394,9 +345,11 @@ def _unpack_into_cache(name: str, archives: list[Path], cache: Path) -> Path:
     if name == "cifar10":
         _extract_cifar(archives[0], cache)
     else:
-        raw = cache / _folder(name)
         for gz in archives:
-            _gunzip_verified(gz, raw / gz.name[: -len(".gz")], name)
+            file = gz.name[: -len(".gz")]
+            with gzip.open(gz, "rb") as source:
+                _unpack_verified(source, cache / _folder(name) / file, _IDX_MD5[name][file], gz,
+                                 "gzip file")
     return cache
 
 
@@ -488,7 +441,7 @@ def download(url_list: list[str], dest: str | Path, md5: str) -> Path:
     dest = Path(dest)
     if not url_list:
         raise ValueError(f"no URLs given to download {dest.name}")
-    if dest.is_file() and _md5_of_file(dest) == md5:
+    if check_integrity(dest, md5):
         return dest
     failures = []
     for url in url_list:
@@ -507,27 +460,6 @@ class _MirrorError(Exception):
     """One mirror failed (network error, deadline, wrong MD5): try the next one."""
 
 
-class _Progress:
-    """``Downloading name: 12.3 / 170.5 MB (7 %)`` on one line, redrawn once per percent."""
-
-    def __init__(self, name: str, total: int | None) -> None:
-        self.name, self.total, self.done = name, total, 0
-        self.shown = -1
-        self.active = total is not None and total >= PROGRESS_MIN_BYTES
-
-    def add(self, n: int) -> None:
-        self.done += n
-        percent = min(100, 100 * self.done // self.total) if self.active else -1
-        if percent > self.shown:
-            self.shown = percent
-            print(f"\rDownloading {self.name}: {self.done / 1e6:.2f} / "
-                  f"{self.total / 1e6:.2f} MB ({percent} %)", end="", flush=True)
-
-    def close(self) -> None:
-        if self.shown >= 0:
-            print(flush=True)
-
-
 def _fetch_verified(url: str, out: BinaryIO, md5: str, name: str) -> None:
     """Stream ``url`` into ``out`` within the deadline; source errors become _MirrorError."""
     digest = hashlib.md5()
@@ -539,14 +471,15 @@ def _fetch_verified(url: str, out: BinaryIO, md5: str, name: str) -> None:
         raise _MirrorError(str(err)) from err
     with response:
         length = response.headers.get("Content-Length")
-        progress = _Progress(name, int(length) if length and length.isdigit() else None)
+        total = int(length) if length and length.isdigit() else 0
+        done, shown = 0, -1  # bytes received; the percentage on the progress line
         read = getattr(response, "read1", response.read)  # returns what has arrived
         try:
             while True:
                 if time.monotonic() > deadline:
                     raise _MirrorError(
                         f"gave up after the deadline of {DOWNLOAD_DEADLINE_S:g} s with "
-                        f"{progress.done:,} bytes received (convbook.sources.DOWNLOAD_DEADLINE_S)"
+                        f"{done:,} bytes received (convbook.sources.DOWNLOAD_DEADLINE_S)"
                     )
                 try:
                     chunk = read(_CHUNK)
@@ -556,8 +489,13 @@ def _fetch_verified(url: str, out: BinaryIO, md5: str, name: str) -> None:
                     break
                 digest.update(chunk)
                 out.write(chunk)
-                progress.add(len(chunk))
+                done += len(chunk)
+                if total >= PROGRESS_MIN_BYTES and min(100, 100 * done // total) > shown:
+                    shown = min(100, 100 * done // total)  # one redraw per percent
+                    print(f"\rDownloading {name}: {done / 1e6:.2f} / {total / 1e6:.2f} MB "
+                          f"({shown} %)", end="", flush=True)
         finally:
-            progress.close()
+            if shown >= 0:
+                print(flush=True)
     if digest.hexdigest() != md5:
         raise _MirrorError(f"MD5 {digest.hexdigest()} does not match the expected {md5}")

@@ -143,11 +143,10 @@ def idx(magic: int, shape: tuple[int, ...], payload: bytes) -> bytes:
     [
         (lambda: b"not gzip at all", "not a valid gzip"),
         (lambda: gzip.compress(random.Random(0).randbytes(5000))[:2000], "not a valid gzip"),
-        (lambda: gzip.compress(idx(0x801, (60000, 28, 28), b"\0" * 47_040_000), 1), "MD5"),
-        (lambda: gzip.compress(idx(0x803, (60000, 28, 28), b"\0" * 1000)), "truncated"),
+        (lambda: gzip.compress(idx(0x803, (60000, 28, 28), b"\0" * 1000)), "MD5"),
         (lambda: gzip.compress(idx(0x803, (60000, 28, 28), b"\0" * 47_040_000), 1), "MD5"),
     ],
-    ids=["not-gzip", "truncated-gzip", "wrong-magic", "wrong-size", "wrong-md5"],
+    ids=["not-gzip", "truncated-gzip", "too-short", "wrong-md5"],
 )
 def test_corrupt_archive_names_the_file(content, message, nowhere):
     src = fashion_source(nowhere / "src", {"train-images-idx3-ubyte": content()})
@@ -293,18 +292,16 @@ def test_a_full_disk_during_download_is_not_a_mirror_failure(mirror, monkeypatch
         sources.download([mirror["good"], mirror["good"]], mirror["dest"], mirror["md5"])
 
 
-@pytest.mark.parametrize("value, offline", [
-    ("1", True), ("true", True), ("YES", True), ("on", True), ("y", True),
-    ("0", False), ("false", False), ("no", False), ("off", False), ("n", False), ("", False),
-])
-def test_offline_accepts_the_usual_spellings(value, offline, monkeypatch):
+@pytest.mark.parametrize("value, offline", [("1", True), ("0", False), ("", False)])
+def test_offline_is_on_for_1_only(value, offline, monkeypatch):
     monkeypatch.setenv("CONVBOOK_OFFLINE", value)
     assert sources._offline() is offline
 
 
-def test_offline_rejects_other_spellings(monkeypatch):
-    monkeypatch.setenv("CONVBOOK_OFFLINE", "maybe")
-    with pytest.raises(ValueError, match=r"CONVBOOK_OFFLINE='maybe'.*1/0, true/false"):
+@pytest.mark.parametrize("value", ["true", "yes", "maybe"])
+def test_offline_rejects_other_values_instead_of_reading_them_as_off(value, monkeypatch):
+    monkeypatch.setenv("CONVBOOK_OFFLINE", value)
+    with pytest.raises(ValueError, match=rf"CONVBOOK_OFFLINE='{value}'.*1 or 0"):
         sources._offline()
 
 
@@ -395,7 +392,7 @@ def test_small_downloads_print_no_progress(mirror, capsys):
     assert "\r" not in out and out.startswith("Downloaded blob.bin")
 
 
-def test_a_gz_that_inflates_too_far_is_not_read_whole(nowhere, monkeypatch):
+def test_a_gz_that_inflates_too_far_is_read_in_chunks_and_rejected(nowhere, monkeypatch):
     expected = 16 + 60000 * 28 * 28
     bomb = gzip.compress(idx(0x803, (60000, 28, 28), bytes(expected - 16 + (8 << 20))), 1)
     src = fashion_source(nowhere / "src", {"train-images-idx3-ubyte": bomb})
@@ -409,7 +406,8 @@ def test_a_gz_that_inflates_too_far_is_not_read_whole(nowhere, monkeypatch):
         return f
 
     monkeypatch.setattr(sources.gzip, "open", tracking_open)
-    with pytest.raises(CorruptDatasetError, match=rf"more than {expected} bytes") as caught:
+    with pytest.raises(CorruptDatasetError, match="MD5") as caught:
         sources.locate("fashion_mnist", root=src, download=False)
     assert str(src / "train-images-idx3-ubyte.gz") in str(caught.value)
-    assert sizes and all(0 <= size <= expected + 1 for size in sizes)
+    assert sizes and all(0 <= size <= sources._CHUNK for size in sizes)
+    assert not list((nowhere / "cache").rglob("*train-images-idx3-ubyte*"))  # nor a .part
