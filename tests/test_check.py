@@ -317,9 +317,10 @@ def test_pool2d_swapped_mode_and_two_dimensional_only_versions():
 def learner_bn(X, gamma, beta, moving_mean, moving_var, *, training, eps, momentum,
                per_pixel=False, d2l_momentum=False, biased_running=False,
                unbiased_norm=False, eps_outside=False, always_batch=False,
-               never_batch=False, update_in_eval=False, in_place=False):
+               never_batch=False, update_in_eval=False, in_place=False, whole_batch=False):
     """A learner's batch norm, written out step by step, with the usual slips as knobs."""
     axes = [0] if X.dim() == 2 or per_pixel else [0, 2, 3]
+    axes = [0, 1, 2, 3] if whole_batch and X.dim() == 4 else axes
     view = (1, -1) if X.dim() == 2 else (1, -1, 1, 1)
     mean = X.mean(dim=axes, keepdim=True)
     var = ((X - mean) ** 2).mean(dim=axes, keepdim=True)
@@ -357,6 +358,8 @@ def test_batch_norm_passes_the_course_implementation_and_a_learner_version(capsy
     ("biased_running", "The running variance uses the unbiased batch variance"),
     ("unbiased_norm", "Normalise with the biased batch variance"),
     ("per_pixel", "average over N, H and W, dims (0, 2, 3), not over N alone"),
+    ("whole_batch", "one mean and variance for each of the C channels (dims (0, 2, 3)), not "
+                    "one for the whole batch"),
     ("eps_outside", "eps goes inside the square root: sqrt(var + eps)"),
     ("always_batch", "In evaluation mode normalise with moving_mean and moving_var"),
     ("never_batch", "In training mode normalise with the batch's own mean"),

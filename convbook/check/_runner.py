@@ -1,15 +1,5 @@
-"""How every checker of ``convbook.check`` runs a learner's function (chapters 2–6).
-
-A checker hands :func:`run` a list of :class:`Case` objects, the reference that computes
-the right answer with ``torch.nn.functional``, and a catalogue of :class:`Mistake` objects
-(what a typical wrong version would return, with the hint to give). :func:`run` calls the
-learner's function on each case with a time limit, stops at the first failure, looks for
-a smaller failing case among those not yet run, and raises :class:`CheckFailed` with that
-case, the expected and the obtained result, and the hint. On success it prints one line.
-It also holds what every checker shares: seeded small-integer inputs (:func:`ints`) and
-the hint for a wrong tensor, named by its type, shape, dtype or first wrong value
-(:func:`tensor_hint`).
-"""
+"""The harness of every checker (chapters 2–6): run a learner's function on a list of cases
+against a reference, then report the smallest failing case and name a known mistake."""
 from __future__ import annotations
 
 import math
@@ -20,12 +10,9 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import torch
-
-__all__ = ["Case", "CheckFailed", "Mistake", "describe", "feedback", "ints", "keep", "randint",
-           "run", "same", "tensor_hint", "wrap"]
 
 MAX_VALUES = 48
 TIME_LIMIT = 2.0  # seconds a learner's function may run on one case
@@ -47,8 +34,7 @@ class Case:
 
     @property
     def size(self) -> int:
-        """How big the case is, to find the smallest failing one: values in its tensors,
-        or the sum of the numbers in its size arguments when it has no tensors."""
+        """The values in its tensors or, without tensors, the sum of its size arguments."""
         tensors = [v for v in self.args.values() if isinstance(v, torch.Tensor)]
         if tensors:
             return sum(t.numel() for t in tensors)
@@ -69,16 +55,12 @@ class Mistake:
 
 
 class _TimeLimit(BaseException):
-    """Raised inside the learner's function when it runs past the time limit.
-
-    A ``BaseException`` so that an ``except Exception`` in the learner's code cannot
-    swallow it."""
+    """Time is up: a BaseException, so that the learner's ``except Exception`` lets it pass."""
 
 
 @contextmanager
 def _time_limit(seconds: float):
-    """Interrupt the block after ``seconds`` (with SIGALRM, where the platform has it and
-    this is the main thread; elsewhere the caller still measures the time afterwards)."""
+    """Interrupt the block after ``seconds`` with SIGALRM, where there is one to use."""
     main = threading.current_thread() is threading.main_thread()
     if not (main and hasattr(signal, "setitimer")):
         yield
@@ -97,8 +79,8 @@ def _time_limit(seconds: float):
 
 
 def same(expected: Any, obtained: Any, atol: float = 1e-5) -> bool:
-    """Equal results: same type and structure; tensors of equal shape and dtype, close.
-    An ``expected`` of ``...`` matches anything (a mistake that fixes only some parts)."""
+    """Equal type and structure, tensors of equal shape and dtype and close values; an
+    ``expected`` of ``...`` matches anything (a mistake that fixes only some parts)."""
     if expected is Ellipsis:
         return True
     if isinstance(expected, torch.Tensor):
@@ -117,22 +99,16 @@ def same(expected: Any, obtained: Any, atol: float = 1e-5) -> bool:
     return type(obtained) is type(expected) and obtained == expected
 
 
-def _number(value: float) -> str:
-    """``19.0`` -> ``19``, ``0.333333`` -> ``0.3333``, ``-inf`` stays."""
-    if math.isfinite(value) and value == int(value):
-        return str(int(value))
-    return f"{value:.4g}"
-
-
 def _nested(values: Any) -> str:
+    """Nested lists of numbers as text: ``19.0`` as ``19``, ``0.333333`` as ``0.3333``."""
     if isinstance(values, list):
         return "[" + ", ".join(_nested(v) for v in values) + "]"
-    return _number(float(values))
+    value = float(values)
+    return str(int(value)) if math.isfinite(value) and value == int(value) else f"{value:.4g}"
 
 
 def describe(value: Any) -> str:
-    """A short description of ``value``: a small tensor with its values, else its shape;
-    the dtype is named only when it is not float32, the dtype of every case."""
+    """A tensor's shape, its values if few, its dtype if not float32; else a short repr."""
     if isinstance(value, torch.Tensor):
         dtype = "" if value.dtype == torch.float32 else f", dtype {value.dtype}"
         text = f"tensor of shape {tuple(value.shape)}{dtype}"
@@ -145,25 +121,24 @@ def describe(value: Any) -> str:
     return text if len(text) <= 200 else text[:200] + "..."
 
 
-def _call(fn: Callable, case: Case, time_limit: float,
-          signature: str) -> tuple[Any, Optional[tuple[str, str]]]:
-    """Call ``fn`` on a copy of the case; ``(result, None)``, or ``(None, (problem, hint))``
-    when it raised, ran past the time limit or changed one of its inputs."""
+def _call(fn: Callable, case: Case, signature: str) -> tuple[Any, tuple[str, str] | None]:
+    """``fn``'s result on a copy of the case, and ``(problem, hint)`` if it raised, ran
+    past the time limit or changed an input."""
     args = case.copy_args()
     start = time.perf_counter()
     slow = ("The cases are small, so this is an endless loop or far too much work: "
             "loop over the output positions only, once each.")
     try:
-        with _time_limit(time_limit):
+        with _time_limit(TIME_LIMIT):
             result = fn(*args.values(), **case.options)
     except _TimeLimit:
-        return None, (f"it was still running after {time_limit:.1f} s, the time limit", slow)
+        return None, (f"it was still running after {TIME_LIMIT:.1f} s, the time limit", slow)
     except Exception as error:  # the learner's code may raise anything: report it
         return None, (f"it raised {type(error).__name__}: {error}",
                       f"The check calls {signature}; make sure your function accepts "
                       "this call and these shapes.")
-    if time.perf_counter() - start > time_limit:
-        return None, (f"it took longer than {time_limit:.1f} s, the time limit", slow)
+    if time.perf_counter() - start > TIME_LIMIT:
+        return None, (f"it took longer than {TIME_LIMIT:.1f} s, the time limit", slow)
     for name, value in args.items():
         if isinstance(value, torch.Tensor) and not torch.equal(value, case.args[name]):
             return None, (f"it changed its input {name} in place",
@@ -174,8 +149,7 @@ def _call(fn: Callable, case: Case, time_limit: float,
 
 def _diagnose(case: Case, expected: Any, obtained: Any, mistakes: Sequence[Mistake],
               generic_hint: Callable[[Case, Any, Any], str], atol: float) -> str:
-    """The hint for a wrong result: a known mistake that gives exactly ``obtained``, else
-    what ``generic_hint`` can say about its type, shape and values."""
+    """The hint of the first mistake that gives exactly ``obtained``, else the generic one."""
     for mistake in mistakes:
         try:
             wrong = mistake.variant(*case.copy_args().values(), **case.options)
@@ -187,8 +161,7 @@ def _diagnose(case: Case, expected: Any, obtained: Any, mistakes: Sequence[Mista
 
 
 def _failure(name: str, case: Case, problem: str, hint: str, details: str) -> CheckFailed:
-    """The exception a learner reads: which case, what went wrong, and a hint; lines are
-    wrapped to fit a notebook's output column."""
+    """The exception a learner reads: which case, what went wrong, and a hint."""
     lines = [f"{name} failed: {problem}.", f"Smallest failing case ({case.label}):"]
     lines += [f"  {k} = {describe(v)}" for k, v in case.args.items()]
     if case.options:
@@ -198,81 +171,49 @@ def _failure(name: str, case: Case, problem: str, hint: str, details: str) -> Ch
 
 
 def wrap(lines: Sequence[str]) -> str:
-    """Join message lines, each wrapped to the notebook's output width (continuations
-    indented); text marked with :func:`keep` is never broken."""
+    """Join the lines, each wrapped to a notebook's width, never inside :func:`nobreak` text."""
     wrapped = [textwrap.fill(line, WIDTH, subsequent_indent="    ", break_on_hyphens=False)
                for line in lines]
     return "\n".join(wrapped).replace(NO_BREAK, " ")
 
 
-@dataclass
-class _Check:
-    """What :func:`run` needs to judge one case; see its docstring."""
-
-    name: str
-    fn: Callable
-    reference: Callable
-    signature: str
-    mistakes: Sequence[Mistake]
-    generic_hint: Callable[[Case, Any, Any], str]
-    time_limit: float
-    atol: float
-
-    def failure(self, case: Case) -> Optional[CheckFailed]:
-        """Run one case; ``None`` if it passes, else the ``CheckFailed`` to raise."""
-        expected = self.reference(*case.copy_args().values(), **case.options)
-        obtained, problem = _call(self.fn, case, self.time_limit, self.signature)
-        if problem is not None:
-            return _failure(self.name, case, *problem, details="")
-        if same(expected, obtained, self.atol):
-            return None
-        hint = _diagnose(case, expected, obtained, self.mistakes, self.generic_hint,
-                         self.atol)
-        details = f"Expected: {describe(expected)}\nObtained: {describe(obtained)}"
-        return _failure(self.name, case, "wrong result", hint, details)
-
-    def smallest_failure(self, cases: Sequence[Case], first: CheckFailed,
-                         size: int) -> CheckFailed:
-        """The first failure among ``cases`` smaller than ``size``, smallest first."""
-        for case in sorted((c for c in cases if c.size < size), key=lambda c: c.size):
-            failure = self.failure(case)
-            if failure is not None:
-                return failure
-        return first
-
-
 def run(name: str, fn: Callable, cases: Sequence[Case], *, reference: Callable,
         what: str, signature: str, mistakes: Sequence[Mistake] = (),
         generic_hint: Callable[[Case, Any, Any], str], atol: float = 1e-5) -> None:
-    """Check ``fn`` on ``cases`` in order, against ``reference``; see the module docstring.
-
-    ``what`` names the reference in the success line, ``signature`` shows how ``fn`` is
-    called. After the first failure, the cases not yet run that are smaller are tried
-    too (smallest first), so the reported case is as small as possible; not after a
-    time-out, so that a slow function is not run again and again.
-    """
+    """Check ``fn`` on ``cases`` against ``reference``; after a wrong result, the smaller
+    cases not yet run are tried too, smallest first, to report the smallest failing one."""
     if not callable(fn):
         raise CheckFailed(wrap([f"{name} needs a function, got {type(fn).__name__}: pass "
                                 "the function itself, without calling it"]))
-    check = _Check(name, fn, reference, signature, mistakes, generic_hint, TIME_LIMIT,
-                   atol)
+
+    def failure(case: Case) -> CheckFailed | None:
+        expected = reference(*case.copy_args().values(), **case.options)
+        obtained, problem = _call(fn, case, signature)
+        if problem is not None:
+            return _failure(name, case, *problem, details="")
+        if same(expected, obtained, atol):
+            return None
+        hint = _diagnose(case, expected, obtained, mistakes, generic_hint, atol)
+        details = f"Expected: {describe(expected)}\nObtained: {describe(obtained)}"
+        return _failure(name, case, "wrong result", hint, details)
+
     for index, case in enumerate(cases):
-        failure = check.failure(case)
-        if failure is None:
+        first = failure(case)
+        if first is None:
             continue
-        if "time limit" not in str(failure):
-            failure = check.smallest_failure(cases[index + 1:], failure, case.size)
-        raise failure
+        if "time limit" not in str(first):  # do not run a slow function again and again
+            smaller = [c for c in cases[index + 1:] if c.size < case.size]
+            for small in sorted(smaller, key=lambda c: c.size):
+                found = failure(small)
+                if found is not None:
+                    raise found
+        raise first
     print(f"{name}: all {len(cases)} cases match {what}.")
 
 
 def feedback(checker: Callable[[Callable], None], fn: Callable) -> str:
-    """What ``checker`` tells a learner about ``fn``: the text of its :class:`CheckFailed`.
-
-    Chapters 2–6 show what a checker says about a deliberately wrong version of their
-    operation. A checker that accepts the wrong version is itself broken, so that raises
-    an ``AssertionError`` instead of returning an empty message.
-    """
+    """The message ``checker`` gives about a wrong ``fn`` (chapters 2–6 print one); an
+    ``AssertionError`` if the checker accepts ``fn``."""
     try:
         checker(fn)
     except CheckFailed as failure:
@@ -281,8 +222,8 @@ def feedback(checker: Callable[[Callable], None], fn: Callable) -> str:
                          "which it should have rejected")
 
 
-def keep(text: str) -> str:
-    """``text`` that the failure message never breaks across lines (a formula, code)."""
+def nobreak(text: str) -> str:
+    """``text`` that a failure message never breaks across lines (a formula, code)."""
     return text.replace(" ", NO_BREAK)
 
 

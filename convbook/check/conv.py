@@ -1,9 +1,5 @@
-"""The convolution checkers of chapters 2–4: ``cb.check.corr2d``, ``conv_output_shape``,
-``corr2d_multi_in``, ``corr2d_multi_in_out`` and ``corr2d_multi_in_out_1x1``.
-
-Each runs a learner's function on the chapter's worked example, then edge and random cases,
-against ``F.conv2d``.
-"""
+"""The convolution checkers of chapters 2–4: a learner's function against ``F.conv2d`` on
+the chapter's worked example, then edge and random cases."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -13,19 +9,20 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ._runner import Case, Mistake, ints, keep, randint, run, tensor_hint
+from ._runner import Case, Mistake, ints, nobreak, randint, run, tensor_hint
 
-__all__ = ["conv_output_shape", "corr2d", "corr2d_multi_in", "corr2d_multi_in_out",
-           "corr2d_multi_in_out_1x1"]
-
-AS_IS = f"cross-correlation uses K as it is: {keep('Y[i, j] = (X[i:i+h, j:j+w] * K).sum()')}."
+AS_IS = ("cross-correlation uses K as it is: "
+         f"{nobreak('Y[i, j] = (X[i:i+h, j:j+w] * K).sum()')}.")
 FLIPPED = f"Your output is the true convolution (kernel rotated by 180°), but {AS_IS}"
 CORR2D_RULE = ("An (H, W) input and an (h, w) kernel give an "
-               f"{keep('(H - h + 1, W - w + 1)')} "
-               f"output: the window fits at {keep('H - h + 1')} vertical positions, "
-               f"{keep('range(H - h + 1)')}.")
-EXTENT = keep("d(k - 1) + 1")
-SHAPE_FORMULA = keep("floor((n + 2p - d(k - 1) - 1) / s) + 1")
+               f"{nobreak('(H - h + 1, W - w + 1)')} "
+               f"output: the window fits at {nobreak('H - h + 1')} vertical positions, "
+               f"{nobreak('range(H - h + 1)')}.")
+EXTENT = nobreak("d(k - 1) + 1")
+SHAPE_FORMULA = nobreak("floor((n + 2p - d(k - 1) - 1) / s) + 1")
+# chapter 4's worked example: a 2-channel 3×3 input and a 2-channel 2×2 kernel
+CHAPTER4_X = torch.stack([torch.arange(0.0, 9.0), torch.arange(1.0, 10.0)]).reshape(2, 3, 3)
+CHAPTER4_K = torch.tensor([[[0.0, 1.0], [2.0, 3.0]], [[1.0, 2.0], [3.0, 4.0]]])
 
 
 def _corr2d_reference(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
@@ -58,11 +55,7 @@ def _corr2d_cases() -> list[Case]:
 
 
 def corr2d(fn: Callable) -> None:
-    """Check a learner's ``corr2d(X, K)``, 2-D cross-correlation (chapter 2).
-
-    ``fn`` gets an ``(H, W)`` float32 ``X`` and an ``(h, w)`` ``K`` and must return the
-    ``(H - h + 1, W - w + 1)`` float32 tensor ``F.conv2d`` gives, without changing X or K.
-    """
+    """Check a learner's ``corr2d(X, K)`` against ``F.conv2d`` (chapter 2)."""
     run("corr2d", fn, _corr2d_cases(), reference=_corr2d_reference,
         what="F.conv2d (chapter 2's examples, edge and random cases)",
         signature="corr2d(X, K) with X of shape (H, W) and K of shape (h, w)",
@@ -82,23 +75,24 @@ def _shape_reference(input_hw, kernel, padding, stride, dilation) -> tuple[int, 
     return tuple(int(n) for n in out.shape[-2:])
 
 
+def _extent(k: int, d: int) -> int:
+    return d * (k - 1) + 1
+
+
 def _per_dimension(rule: Callable[..., int]) -> Callable[..., tuple[int, int]]:
-    """Turn a one-dimension formula ``rule(n, k, p, s, d)`` into a wrong version of
-    ``conv_output_shape`` (used to recognise a learner's mistake)."""
+    """A wrong ``conv_output_shape`` from a one-dimension formula ``rule(n, k, p, s, d)``."""
     return lambda *pairs: tuple(rule(*dim) for dim in zip(*pairs))
 
 
 def _shape_mistakes() -> list[Mistake]:
     """Wrong output-size formulas learners write, each with its hint."""
-    def extent(k, d):
-        return d * (k - 1) + 1
     return [
-        Mistake(f"Padding p is added on each side, so the padded size is {keep('n + 2p')}, "
-                f"not {keep('n + p')}: {SHAPE_FORMULA}.",
-                _per_dimension(lambda n, k, p, s, d: (n + p - extent(k, d)) // s + 1)),
+        Mistake("Padding p is added on each side, so the padded size is "
+                f"{nobreak('n + 2p')}, not {nobreak('n + p')}: {SHAPE_FORMULA}.",
+                _per_dimension(lambda n, k, p, s, d: (n + p - _extent(k, d)) // s + 1)),
         Mistake("Off by one: the first window position counts too, add 1 after dividing: "
                 f"{SHAPE_FORMULA}.",
-                _per_dimension(lambda n, k, p, s, d: (n + 2 * p - extent(k, d)) // s)),
+                _per_dimension(lambda n, k, p, s, d: (n + 2 * p - _extent(k, d)) // s)),
         Mistake(f"A dilated kernel spans {EXTENT} pixels, not k: use that extent in "
                 f"place of k, {SHAPE_FORMULA}.",
                 _per_dimension(lambda n, k, p, s, d: (n + 2 * p - k) // s + 1)),
@@ -107,10 +101,10 @@ def _shape_mistakes() -> list[Mistake]:
                 _per_dimension(lambda n, k, p, s, d: (n + 2 * p - d * k) // s + 1)),
         Mistake("Round down, not up: a window that does not fit entirely inside the padded "
                 f"input is dropped, {SHAPE_FORMULA}.",
-                _per_dimension(lambda n, k, p, s, d: -(-(n + 2 * p - extent(k, d)) // s) + 1)),
+                _per_dimension(lambda n, k, p, s, d: -(-(n + 2 * p - _extent(k, d)) // s) + 1)),
         Mistake("Divide by the stride: the window moves s pixels at a time, "
                 f"{SHAPE_FORMULA}.",
-                _per_dimension(lambda n, k, p, s, d: n + 2 * p - extent(k, d) + 1)),
+                _per_dimension(lambda n, k, p, s, d: n + 2 * p - _extent(k, d) + 1)),
         Mistake("Return (height, width) in that order, each from its own size, kernel, "
                 "padding, stride and dilation.",
                 lambda *pairs: _shape_reference(*pairs)[::-1]),
@@ -148,7 +142,7 @@ def _random_shape_case(gen: torch.Generator, number: int) -> Case:
     while True:
         dims = [(randint(gen, 1, 32), randint(gen, 1, 7), randint(gen, 0, 3),
                  randint(gen, 1, 4), randint(gen, 1, 3)) for _ in range(2)]
-        if all(d * (k - 1) + 1 <= n + 2 * p for n, k, p, s, d in dims):
+        if all(_extent(k, d) <= n + 2 * p for n, k, p, s, d in dims):
             return _shape_case(f"random {number}", *zip(*dims))
 
 
@@ -172,12 +166,7 @@ def _shape_cases() -> list[Case]:
 
 
 def conv_output_shape(fn: Callable) -> None:
-    """Check a learner's ``conv_output_shape(input_hw, kernel, padding, stride, dilation)``
-    (chapter 3) against the output sizes ``F.conv2d`` really produces.
-
-    Every argument is passed as a ``(height, width)`` pair of ints, positionally in that
-    order; ``fn`` must return a tuple of two ints ``(height, width)``.
-    """
+    """Check a learner's ``conv_output_shape`` against ``F.conv2d``'s output sizes (chapter 3)."""
     run("conv_output_shape", fn, _shape_cases(), reference=_shape_reference,
         what="F.conv2d (chapter 3's examples, edge and random cases)",
         signature="conv_output_shape(input_hw, kernel, padding, stride, dilation), "
@@ -190,16 +179,14 @@ def _conv_reference(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     return F.conv2d(X[None], K)[0]
 
 
-def _chapter4_example() -> tuple[torch.Tensor, torch.Tensor]:
-    """Chapter 4's 2-channel 3×3 input and its 2-channel 2×2 kernel."""
-    X = torch.stack([torch.arange(0.0, 9.0), torch.arange(1.0, 10.0)]).reshape(2, 3, 3)
-    K = torch.tensor([[[0.0, 1.0], [2.0, 3.0]], [[1.0, 2.0], [3.0, 4.0]]])
-    return X, K
+def _per_channel(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """``corr2d(X[c], K[c])`` for each channel c, stacked: the maps before their sum."""
+    return F.conv2d(X[None], K[:, None], groups=X.shape[0])[0]
 
 
 def _channel_cases(out_channels: bool, one_by_one: bool = False) -> list[Case]:
-    """Edge and random cases for the ch04 checkers: kernels ``(C_out, C_in, h, w)``, or
-    ``(C, h, w)`` when not ``out_channels``; ``1×1`` kernels only if ``one_by_one``."""
+    """Chapter 4's edge and random cases: kernels ``(C_out, C_in, h, w)``, or ``(C, h, w)``
+    without ``out_channels``; ``1×1`` kernels only with ``one_by_one``."""
     gen = torch.Generator().manual_seed(4)
     shapes = [("one input channel", 1, 2, (3, 4), (2, 2)),
               ("one output channel", 3, 1, (3, 3), (2, 1)),
@@ -223,32 +210,28 @@ def _channel_cases(out_channels: bool, one_by_one: bool = False) -> list[Case]:
 
 def _multi_in_mistakes() -> list[Mistake]:
     """Where learners put the channel sum wrong in ``corr2d_multi_in``."""
-    def per_channel(X, K):
-        return F.conv2d(X[None], K[:, None], groups=X.shape[0])[0]
     return [
         Mistake(FLIPPED, lambda X, K: _conv_reference(X, K.flip(-2, -1)[None])[0]),
         Mistake("Add up the per-channel results: the output is one channel, the sum over c "
-                "of corr2d(X[c], K[c]), not one map per input channel.", per_channel),
+                "of corr2d(X[c], K[c]), not one map per input channel.", _per_channel),
         Mistake("You summed the channels before correlating: correlate each channel X[c] "
                 "with its own kernel K[c], then add the results.",
                 lambda X, K: _conv_reference(X.sum(0, keepdim=True), K.sum(0)[None, None])[0]),
         Mistake("Only channel 0 is used: loop over every channel, e.g. zip(X, K).",
                 lambda X, K: _conv_reference(X[:1], K[None, :1])[0]),
         Mistake("Each input channel has its own kernel: channel c uses K[c], not K[0].",
-                lambda X, K: per_channel(X, K[:1].expand_as(K)).sum(0)),
+                lambda X, K: _per_channel(X, K[:1].expand_as(K)).sum(0)),
         Mistake("Add the per-channel results; do not average them.",
                 lambda X, K: _conv_reference(X, K[None])[0] / X.shape[0]),
     ]
 
 
 def corr2d_multi_in(fn: Callable) -> None:
-    """Check a learner's ``corr2d_multi_in(X, K)`` (chapter 4): a ``(C, H, W)`` input and a
-    ``(C, h, w)`` kernel give one ``(H - h + 1, W - w + 1)`` channel, as ``F.conv2d``."""
-    X, K = _chapter4_example()
-    cases = [Case("chapter 4's worked example", {"X": X, "K": K})]
+    """Check a learner's ``corr2d_multi_in(X, K)`` against ``F.conv2d`` (chapter 4)."""
+    cases = [Case("chapter 4's worked example", {"X": CHAPTER4_X, "K": CHAPTER4_K})]
     cases += _channel_cases(out_channels=False)
     rule = (f"A (C, H, W) input and a (C, h, w) kernel give one "
-            f"{keep('(H - h + 1, W - w + 1)')} output channel.")
+            f"{nobreak('(H - h + 1, W - w + 1)')} output channel.")
     run("corr2d_multi_in", fn, cases, reference=lambda X, K: _conv_reference(X, K[None])[0],
         what="F.conv2d (chapter 4's example, edge and random cases)",
         signature="corr2d_multi_in(X, K) with X of shape (C, H, W) and K of shape (C, h, w)",
@@ -257,8 +240,6 @@ def corr2d_multi_in(fn: Callable) -> None:
 
 def _multi_in_out_mistakes() -> list[Mistake]:
     """Where learners put the stacking or the channel sum wrong in ``corr2d_multi_in_out``."""
-    def unsummed(X, K):
-        return torch.stack([F.conv2d(X[None], k[:, None], groups=X.shape[0])[0] for k in K])
     return [
         Mistake(FLIPPED, lambda X, K: _conv_reference(X, K.flip(-2, -1))),
         Mistake("Stack one output channel per kernel K[o] (torch.stack(..., dim=0)); do "
@@ -266,21 +247,19 @@ def _multi_in_out_mistakes() -> list[Mistake]:
                 lambda X, K: _conv_reference(X, K).sum(0)),
         Mistake("Stack the output channels along dim 0: the output is (C_out, H', W').",
                 lambda X, K: _conv_reference(X, K).permute(1, 2, 0)),
-        Mistake("K is (C_out, C_in, h, w): output channel o uses K[o], with one kernel per "
-                "input channel.", lambda X, K: _conv_reference(X, K.transpose(0, 1))),
         Mistake("Sum over the input channels for each output: output o is "
-                "corr2d_multi_in(X, K[o]), one (H', W') map.", unsummed),
+                "corr2d_multi_in(X, K[o]), one (H', W') map.",
+                lambda X, K: torch.stack([_per_channel(X, k) for k in K])),
     ]
 
 
 def corr2d_multi_in_out(fn: Callable) -> None:
-    """Check a learner's ``corr2d_multi_in_out(X, K)`` (chapter 4): ``(C_in, H, W)`` and
-    ``(C_out, C_in, h, w)`` give ``(C_out, H - h + 1, W - w + 1)``, as ``F.conv2d``."""
-    X, K = _chapter4_example()
-    cases = [Case("chapter 4's worked example", {"X": X, "K": torch.stack([K, K + 1, K + 2])})]
+    """Check a learner's ``corr2d_multi_in_out(X, K)`` against ``F.conv2d`` (chapter 4)."""
+    K = torch.stack([CHAPTER4_K, CHAPTER4_K + 1, CHAPTER4_K + 2])
+    cases = [Case("chapter 4's worked example", {"X": CHAPTER4_X, "K": K})]
     cases += _channel_cases(out_channels=True)
     rule = (f"A (C_in, H, W) input and (C_out, C_in, h, w) kernels give a "
-            f"{keep('(C_out, H - h + 1, W - w + 1)')} output.")
+            f"{nobreak('(C_out, H - h + 1, W - w + 1)')} output.")
     run("corr2d_multi_in_out", fn, cases, reference=_conv_reference,
         what="F.conv2d (chapter 4's example, edge and random cases)",
         signature="corr2d_multi_in_out(X, K) with X of shape (C_in, H, W) and K of shape "
@@ -297,20 +276,19 @@ def _one_by_one_mistakes() -> list[Mistake]:
         Y = (Xm.T @ Km.T) if product_reversed else Km @ Xm
         return Y.reshape(K.shape[0], h, w)
     return [
-        Mistake(f"Reshape X to {keep('(C_in, H * W)')}, each column one pixel's channel "
-                f"values: {keep('X.reshape(H * W, C_in)')} mixes pixels and channels up.",
+        Mistake(f"Reshape X to {nobreak('(C_in, H * W)')}, each column one pixel's channel "
+                f"values: {nobreak('X.reshape(H * W, C_in)')} mixes pixels and channels up.",
                 partial(matmul, pixels_first=True)),
         Mistake("K reshapes to (C_out, C_in) with K.reshape(C_out, C_in), row o holding "
                 "output o's weights.", partial(matmul, k_transposed=True)),
-        Mistake(f"Multiply {keep('K (C_out, C_in) @ X (C_in, H * W)')}, or transpose the "
-                f"{keep('(H * W, C_out)')} result back before reshaping it to (C_out, H, W).",
-                partial(matmul, product_reversed=True)),
+        Mistake(f"Multiply {nobreak('K (C_out, C_in) @ X (C_in, H * W)')}, or transpose the "
+                f"{nobreak('(H * W, C_out)')} result back before reshaping it to "
+                "(C_out, H, W).", partial(matmul, product_reversed=True)),
     ]
 
 
 def corr2d_multi_in_out_1x1(fn: Callable) -> None:
-    """Check a learner's ``corr2d_multi_in_out_1x1(X, K)`` (chapter 4): a 1×1 convolution
-    of ``(C_in, H, W)`` with ``(C_out, C_in, 1, 1)``, as a matrix product, vs ``F.conv2d``."""
+    """Check a learner's 1×1 convolution as a matrix product against ``F.conv2d`` (chapter 4)."""
     gen = torch.Generator().manual_seed(1)
     cases = [Case("chapter 4's shapes", {"X": ints(gen, 3, 3, 3), "K": ints(gen, 2, 3, 1, 1)})]
     cases += _channel_cases(out_channels=True, one_by_one=True)

@@ -1,8 +1,5 @@
-"""The layer checkers of chapters 5 and 6: ``cb.check.pool2d`` and ``cb.check.batch_norm``.
-
-Each runs a learner's function on the chapter's example, then edge and random cases,
-against ``F.max_pool2d`` / ``F.avg_pool2d`` and ``F.batch_norm``.
-"""
+"""The layer checkers of chapters 5 and 6: pooling against ``F.max_pool2d`` and
+``F.avg_pool2d``, batch norm against ``F.batch_norm``."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -12,19 +9,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ._runner import Case, Mistake, describe, ints, keep, randint, run, tensor_hint
+from ._runner import Case, Mistake, describe, ints, nobreak, randint, run, same, tensor_hint
 
-__all__ = ["batch_norm", "pool2d"]
-
-POOL_RULE = (f"Per dimension the output has {keep('floor((n + 2p - k) / s) + 1')} positions "
+POOL_RULE = (f"Per dimension the output has {nobreak('floor((n + 2p - k) / s) + 1')} positions "
              "(chapter 3's formula), and the leading (channel) dimensions of X stay: pool "
-             f"X[..., i:i+h, j:j+w] over {keep('dims (-2, -1)')}.")
+             f"X[..., i:i+h, j:j+w] over {nobreak('dims (-2, -1)')}.")
 
 
 def _pool_reference(X, pool_size, mode="max", padding=(0, 0), stride=None,
                     count_include_pad=True, fill=None):
-    """``F.max_pool2d`` / ``F.avg_pool2d`` over the last two dims of X (any leading dims);
-    ``fill`` pads by hand with that value first, to reproduce a mistake."""
+    """Pooling over X's last two dims; ``fill`` pads by hand first, to reproduce a mistake."""
     stride = pool_size if stride is None else stride
     batch = X.reshape(-1, 1, *X.shape[-2:])
     if fill is not None:
@@ -98,11 +92,11 @@ def _pool_mistakes() -> list[Mistake]:
         Mistake("Max pooling pads with -inf, so that a padded cell never wins; zero "
                 "padding wins over negative inputs.", partial(_pool_reference, fill=0.0)),
         Mistake("Apply the padding: pad X by p on each side first (-inf for max, zeros for "
-                f"avg), e.g. {keep('F.pad(X, (p_w, p_w, p_h, p_h), value=...)')}.",
+                f"avg), e.g. {nobreak('F.pad(X, (p_w, p_w, p_h, p_h), value=...)')}.",
                 lambda X, pool_size, mode, padding, **stride: _pool_reference(
                     X, pool_size, mode, (0, 0), **stride)),
         Mistake("Pad both sides: padding p adds p rows at the top and p at the bottom, "
-                f"{keep('F.pad(X, (p_w, p_w, p_h, p_h))')}.", one_sided),
+                f"{nobreak('F.pad(X, (p_w, p_w, p_h, p_h))')}.", one_sided),
         Mistake("Move the window by the stride: output (i, j) starts at row i * s_h and "
                 "column j * s_w; without a stride argument, the stride is the window size "
                 "(non-overlapping windows, as nn.MaxPool2d; d2l's pool2d slides by 1).",
@@ -117,14 +111,7 @@ def _pool_mistakes() -> list[Mistake]:
 
 
 def pool2d(fn: Callable) -> None:
-    """Check a learner's ``pool2d(X, pool_size, mode, padding, stride)`` (chapter 5).
-
-    ``fn`` is called as ``fn(X, pool_size, mode=..., padding=..., stride=...)`` with
-    ``(height, width)`` pairs; some cases leave ``stride`` out, which must then default to
-    the window size. Padding follows PyTorch, as ``cb.ops.pool2d``: ``-inf`` for max,
-    zeros counted in the average (``count_include_pad=True``). ``X`` may have leading
-    channel dimensions, each pooled on its own.
-    """
+    """Check a learner's ``pool2d`` against ``F.max_pool2d`` and ``F.avg_pool2d`` (chapter 5)."""
     run("pool2d", fn, _pool_cases(), reference=_pool_reference,
         what="F.max_pool2d/F.avg_pool2d (chapter 5's examples, edge and random cases)",
         signature="pool2d(X, pool_size, mode=..., padding=..., stride=...) with "
@@ -142,8 +129,7 @@ def _bn_reference(X, gamma, beta, moving_mean, moving_var, *, training, eps, mom
 def _bn_wrong(X, gamma, beta, moving_mean, moving_var, *, training, eps, momentum,
               dims=None, d2l_momentum=False, biased_running=False, unbiased_norm=False,
               eps_outside=False, batch_stats=None, update_in_eval=False):
-    """Batch norm with one knob set to a typical mistake. With wrong ``dims`` only Y is
-    compared (``...`` matches any moving statistics), as the learner's have other shapes."""
+    """Batch norm with one knob set to a typical mistake; with wrong ``dims`` only Y counts."""
     channel_dims = (0,) if X.dim() == 2 else (0, 2, 3)
     if dims == channel_dims:
         return None
@@ -170,19 +156,19 @@ def _bn_wrong(X, gamma, beta, moving_mean, moving_var, *, training, eps, momentu
 
 BN_MISTAKES = [
     ({"d2l_momentum": True}, "PyTorch's momentum weights the new batch statistic: new = "
-     f"{keep('(1 - momentum) * old + momentum * batch')} (some libraries, Keras among "
+     f"{nobreak('(1 - momentum) * old + momentum * batch')} (some libraries, Keras among "
      "them, call the weight of the old value the momentum, e.g. 0.99)."),
     ({"biased_running": True}, "The running variance uses the unbiased batch variance "
-     f"(divide by {keep('n - 1')}, X.var(correction=1)); only the normalisation uses the "
+     f"(divide by {nobreak('n - 1')}, X.var(correction=1)); only the normalisation uses the "
      "biased one (divide by n), as nn.BatchNorm2d does."),
     ({"unbiased_norm": True}, "Normalise with the biased batch variance (divide by n, "
      "X.var(correction=0)); only the running variance uses the unbiased one "
-     f"({keep('n - 1')})."),
+     f"({nobreak('n - 1')})."),
     ({"dims": (0,)}, "Statistics are per channel: for (N, C, H, W) average over N, H and W, "
-     f"{keep('dims (0, 2, 3)')}, not over N alone."),
+     f"{nobreak('dims (0, 2, 3)')}, not over N alone."),
     ({"dims": (0, 1, 2, 3)}, "Statistics are per channel: one mean and variance for each "
-     f"of the C channels ({keep('dims (0, 2, 3)')}), not one for the whole batch."),
-    ({"eps_outside": True}, f"eps goes inside the square root: {keep('sqrt(var + eps)')}."),
+     f"of the C channels ({nobreak('dims (0, 2, 3)')}), not one for the whole batch."),
+    ({"eps_outside": True}, f"eps goes inside the square root: {nobreak('sqrt(var + eps)')}."),
     ({"batch_stats": True}, "In evaluation mode normalise with moving_mean and moving_var, "
      "not with the batch's statistics."),
     ({"batch_stats": False}, "In training mode normalise with the batch's own mean and "
@@ -200,8 +186,7 @@ def _bn_hint(case: Case, expected: Any, obtained: Any) -> str:
     names = ("Y", "new_moving_mean", "new_moving_var")
     rule = "Y has the shape of X; the moving statistics have shape (C,)."
     for name, e, o in zip(names, expected, obtained):
-        if not (isinstance(o, torch.Tensor) and o.shape == e.shape and o.dtype == e.dtype
-                and torch.allclose(o.detach(), e, rtol=1e-4, atol=1e-4)):
+        if not same(e, o, atol=1e-4):
             return f"{name} is wrong. " + tensor_hint(case, e, o, rule=rule)
     return "Compare each of the three results with F.batch_norm."
 
@@ -235,13 +220,7 @@ def _bn_cases() -> list[Case]:
 
 
 def batch_norm(fn: Callable) -> None:
-    """Check a learner's ``batch_norm(X, gamma, beta, moving_mean, moving_var, *, training,
-    eps, momentum) -> (Y, new_moving_mean, new_moving_var)`` (chapter 6) against
-    ``F.batch_norm``, in training and evaluation mode, running statistics included.
-
-    ``X`` is ``(N, C)`` or ``(N, C, H, W)``; the other tensors have shape ``(C,)``. The
-    inputs must not be changed in place: return the new moving statistics.
-    """
+    """Check a learner's ``batch_norm`` and its running statistics (chapter 6)."""
     mistakes = [Mistake(hint, partial(_bn_wrong, **knobs)) for knobs, hint in BN_MISTAKES]
     run("batch_norm", fn, _bn_cases(), reference=_bn_reference,
         what="F.batch_norm (both modes, 2-D and 4-D, running statistics)",

@@ -1,11 +1,5 @@
-"""The network checker of chapter 6: ``cb.check.lenet`` compares a learner's LeNet with ours.
-
-The learner's model and ``convbook.models.LeNet`` each take one ``(1, 1, 28, 28)`` image;
-their convolution, pooling and linear layers are compared in order (kind and output
-shape, recorded by forward hooks, as far as the learner's forward pass gets), then the
-parameter count (d2l's 61,706) and the output for a batch of two. The first difference
-is reported with a hint.
-"""
+"""The network checker of chapter 6: a learner's LeNet against ``convbook.models.LeNet``,
+layer by layer, then its parameter count and the output for a batch of two."""
 from __future__ import annotations
 
 from itertools import zip_longest
@@ -15,25 +9,25 @@ from torch import nn
 
 from .._torch import Layer, ShapeRecorder, eval_mode
 from ..models import LeNet, count_parameters
-from ._runner import CheckFailed, keep, wrap
-
-__all__ = ["lenet"]
+from ._runner import CheckFailed, nobreak, wrap
 
 INPUT = (1, 1, 28, 28)
 COMPARED = (nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d, nn.Linear)
 KINDS = {"Conv2d": "convolution", "AvgPool2d": "pooling", "MaxPool2d": "pooling",
          "Linear": "linear"}
 ORDER = "convolution, pooling, convolution, pooling, linear, linear, linear"
+FLATTEN = ("the batch dimension when you flatten: nn.Flatten() or "
+           f"{nobreak('x.reshape(x.shape[0], -1)')}.")
 HINTS = {
-    "padding": (f"The first convolution needs padding=2: a {keep('5 × 5')} kernel on a "
-                f"{keep('28 × 28')} image gives {keep('24 × 24')} without it (LeNet was "
-                f"designed for {keep('32 × 32')} images)."),
+    "padding": (f"The first convolution needs padding=2: a {nobreak('5 × 5')} kernel on a "
+                f"{nobreak('28 × 28')} image gives {nobreak('24 × 24')} without it (LeNet was "
+                f"designed for {nobreak('32 × 32')} images)."),
     "channels": ("LeNet's convolutions have 6 and then 16 output channels, "
-                 f"{keep('5 × 5')} kernels."),
-    "convolution": (f"The second convolution has a {keep('5 × 5')} kernel and no padding, "
-                    f"so {keep('14 × 14')} becomes {keep('10 × 10')}."),
-    "pooling": (f"Pooling has a {keep('2 × 2')} window and stride 2, "
-                f"{keep('nn.AvgPool2d(kernel_size=2, stride=2)')}: it halves the height "
+                 f"{nobreak('5 × 5')} kernels."),
+    "convolution": (f"The second convolution has a {nobreak('5 × 5')} kernel and no padding, "
+                    f"so {nobreak('14 × 14')} becomes {nobreak('10 × 10')}."),
+    "pooling": (f"Pooling has a {nobreak('2 × 2')} window and stride 2, "
+                f"{nobreak('nn.AvgPool2d(kernel_size=2, stride=2)')}: it halves the height "
                 "and the width."),
     "linear": ("LeNet's fully connected layers have 120, 84 and 10 outputs; the first takes "
                "the 16 * 5 * 5 = 400 flattened features."),
@@ -41,9 +35,8 @@ HINTS = {
 
 
 def _record(model: nn.Module) -> tuple[list[Layer], str | None]:
-    """Run one zero image through ``model`` (eval mode, no gradients, every module's mode
-    restored after); return each compared layer it passed through (name, class, output
-    shape, parameters) and the error that stopped it, if any."""
+    """Run one zero image through ``model`` in eval mode: the compared layers it passed
+    through (name, class, output shape, parameters) and the error that stopped it."""
     compared = [(name, m) for name, m in model.named_modules() if isinstance(m, COMPARED)]
     error = None
     with eval_mode(model), torch.no_grad(), ShapeRecorder(compared) as recorder:
@@ -61,15 +54,14 @@ def _shape_hint(index: int, kind: str, expected: tuple, obtained: tuple) -> str:
     if kind == "convolution" and index == 0:
         return HINTS["padding"]
     if len(expected) != len(obtained):
-        return ("Keep the batch dimension when you flatten: nn.Flatten() or "
-                f"{keep('x.reshape(x.shape[0], -1)')}.")
+        return f"Keep {FLATTEN}"
     return HINTS[kind]
 
 
 def _difference(expected: list, obtained: list,
                 error: str | None) -> tuple[int, str, str] | None:
-    """The first layer that differs: ``(index, what, hint)``, or ``None``. A forward pass
-    that stopped with ``error`` differs after the last layer it passed through."""
+    """The first layer that differs, ``(index, what, hint)``, or ``None``; after the last
+    layer a forward pass passed through if it stopped with ``error``."""
     for index, (exp, got) in enumerate(zip_longest(expected, obtained)):
         if got is None and error is not None:
             return (index, f"your model stopped with an error after {index} compared "
@@ -121,11 +113,7 @@ def _parameter_problem(model: nn.Module, expected: list, obtained: list) -> str 
 
 
 def lenet(model: nn.Module) -> None:
-    """Check a learner's LeNet (chapter 6) against ``convbook.models.LeNet``: the output
-    shape of each convolution, pooling and linear layer for one 28 × 28 image, then the
-    61,706 parameters, then a ``(2, 10)`` output for a batch of two. Prints one line on
-    success; raises ``CheckFailed`` naming the first layer that differs otherwise.
-    """
+    """Check a learner's LeNet layer by layer against ``convbook.models.LeNet`` (chapter 6)."""
     if not isinstance(model, nn.Module):
         raise CheckFailed(wrap([f"lenet needs a model (an nn.Module instance such as "
                                 f"MyLeNet() or your nn.Sequential), got "
@@ -140,21 +128,13 @@ def lenet(model: nn.Module) -> None:
     problem = _parameter_problem(model, expected, obtained)
     if problem is not None:
         raise CheckFailed(wrap(problem.splitlines()))
-    _check_batch_of_two(model)
-    print(f"lenet: all {len(expected)} layer output shapes and the "
-          f"{count_parameters(model):,} parameters match convbook.models.LeNet.")
-
-
-def _check_batch_of_two(model: nn.Module) -> None:
-    """The model must keep the batch dimension: two images in, ``(2, 10)`` out. Runs in
-    eval mode without gradients, then restores every module's mode."""
     with eval_mode(model), torch.no_grad():
         try:
             shape = tuple(model(torch.zeros(2, *INPUT[1:])).shape)
-        except Exception as error:  # whatever the learner's forward raises
-            shape = f"an error ({type(error).__name__}: {error})"
+        except Exception as exc:  # whatever the learner's forward raises
+            shape = f"an error ({type(exc).__name__}: {exc})"
     if shape != (2, 10):
         raise CheckFailed(wrap([f"lenet failed: a batch of 2 images gives {shape}, not an "
-                                "output of shape (2, 10).", "Hint: keep the batch "
-                                "dimension when you flatten: nn.Flatten() or "
-                                f"{keep('x.reshape(x.shape[0], -1)')}."]))
+                                "output of shape (2, 10).", f"Hint: keep {FLATTEN}"]))
+    print(f"lenet: all {len(expected)} layer output shapes and the "
+          f"{count_parameters(model):,} parameters match convbook.models.LeNet.")
