@@ -44,6 +44,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
+from torchvision import transforms
 
 import convbook as cb
 
@@ -59,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=0.9)
     parser.add_argument("--workers", type=int, default=4, help="DataLoader workers of the d2l loop")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None, help="default: convbook.best_device()")
+    parser.add_argument("--device", default=None, help="default: convbook.train.best_device()")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch.set_num_threads for both loops (default: torch's choice)")
     parser.add_argument("--no-amp", dest="amp", action="store_false",
@@ -118,6 +120,21 @@ def d2l_train(net, train_iter, test_iter, epochs: int, lr: float, device: torch.
     return test_acc
 
 
+def d2l_loaders(batch_size: int, workers: int) -> tuple[DataLoader, DataLoader]:
+    """Fashion-MNIST as d2l loads it: ``ToTensor()`` datasets in ``DataLoader`` s."""
+    train, test = (cb.data.get_dataset("fashion_mnist", split, transform=transforms.ToTensor())
+                   for split in (True, False))
+    return (DataLoader(train, batch_size, shuffle=True, num_workers=workers),
+            DataLoader(test, batch_size, num_workers=workers))
+
+
+def tensor_loaders(batch_size: int, device: torch.device) -> tuple:
+    """The same data in two ``TensorLoader`` s on ``device``; the training one shuffles."""
+    train, test = (cb.data.load_tensors("fashion_mnist", split) for split in (True, False))
+    return (cb.data.TensorLoader(*train, batch_size, shuffle=True, seed=0, device=device),
+            cb.data.TensorLoader(*test, batch_size, device=device))
+
+
 def timed(fn, *args, **kwargs):
     """``fn``'s result and its wall-clock seconds."""
     start = time.perf_counter()
@@ -127,7 +144,7 @@ def timed(fn, *args, **kwargs):
 
 def run_d2l(args: argparse.Namespace, device: torch.device) -> dict:
     (train_iter, test_iter), load_s = timed(
-        cb.data.fashion_mnist_loaders, args.batch_size, fast=False, num_workers=args.workers)
+        d2l_loaders, args.batch_size, args.workers)
     net = new_lenet(args.seed)
     test_acc, train_s = timed(d2l_train, net, train_iter, test_iter, args.epochs, args.lr, device)
     return {"load_s": load_s, "train_s": train_s, "test_acc": test_acc,
@@ -136,7 +153,7 @@ def run_d2l(args: argparse.Namespace, device: torch.device) -> dict:
 
 def run_convbook(args: argparse.Namespace, device: torch.device) -> dict:
     (train, test), load_s = timed(
-        cb.data.fashion_mnist_loaders, args.batch_size, fast=True, device=device)
+        tensor_loaders, args.batch_size, device)
     net = new_lenet(args.seed)
     if args.channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -224,7 +241,7 @@ def run_ceiling(args: argparse.Namespace, device: torch.device) -> tuple[dict, l
     """(c): as many bare steps as one epoch of ``fit`` has, on its first batch, kept resident:
     in ``fit``'s configuration (the reference), then with the other memory format and with
     the other precision."""
-    train, _ = cb.data.fashion_mnist_loaders(args.batch_size, fast=True, device=device)
+    train, _ = tensor_loaders(args.batch_size, device)
     X, y = (t.clone() for t in next(iter(train)))
     steps = len(train)
     dtype = fit_dtype(device, args.amp)
@@ -358,7 +375,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device) if args.device else cb.best_device()
+    device = torch.device(args.device) if args.device else cb.train.best_device()
     busy = Busy()
     print(f"LeNet on Fashion-MNIST, {args.epochs} epoch(s) on {device}", flush=True)
     d2l = run_d2l(args, device) if args.d2l else None

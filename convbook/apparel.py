@@ -1,10 +1,8 @@
 """Fashion-MNIST in the format of the "Identify the Apparels" practice competition.
 
 Chapter 7 follows a tutorial written for that competition, whose data arrives as one PNG
-per image plus CSV files rather than as a torchvision dataset. :func:`write_competition`
-recreates that layout from the official Fashion-MNIST files (the competition's images are
-Fashion-MNIST), and :func:`score_submission` plays the leaderboard: it scores a
-``submission.csv`` against the true test labels.
+per image plus CSV files. :func:`write_competition` recreates that layout from the official
+Fashion-MNIST files, and :func:`score_submission` plays the leaderboard (chapter 8).
 
 Layout written under ``folder``::
 
@@ -14,8 +12,8 @@ Layout written under ``folder``::
 """
 from __future__ import annotations
 
-import json
 import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -33,97 +31,61 @@ __all__ = ["TEST_FIRST_ID", "write_competition", "score_submission"]
 TEST_FIRST_ID = 60_001
 _NUM_TEST = 10_000
 _NUM_CLASSES = 10
-_MARKER = ".complete"  # written last: its presence means every other file is in place
-_LOCK = ".lock"  # held while a process checks or writes the folder
-_SAMPLE_LABEL = 0
+_CSVS = ("train.csv", "test.csv", "sample_submission.csv")  # written last, in this order
 
 
 def write_competition(folder: str | Path, *, n_train: int | None = None,
                       n_test: int | None = None) -> Path:
-    """Write the competition files into ``folder`` and return it.
+    """Write the competition files into ``folder`` unless a finished run left them there.
 
-    Idempotent: the marker file written last by a finished run records ``n_train`` and
-    the size of every file; when it is there and every file still has its recorded size
-    (one ``stat`` each, well under a second), nothing is written. Otherwise (first run,
-    an interrupted one, or files deleted or truncated since) every file is (re)written
-    and the marker goes last. ``n_train`` and ``n_test`` keep only the first images of
-    each split (for tests and quick demos); :func:`score_submission` needs the complete
-    test set, the default. Writing all 70,000 PNGs takes about 10 s on two CPU cores. Concurrent calls on one folder (chapters 7 and 8 run side by
-    side under ``make test``) take turns: each holds an exclusive lock on ``folder/.lock``
-    while it checks or writes, so none reads a PNG that another is rewriting.
+    ``n_train`` and ``n_test`` keep only the first images of each split (for tests);
+    :func:`score_submission` needs the whole test set. Concurrent calls take turns.
     """
     folder = Path(folder)
     train_set = data.get_dataset("fashion_mnist", train=True)
-    if n_train is None:
-        n_train = len(train_set)
+    n_train = len(train_set) if n_train is None else n_train
     n_test = _NUM_TEST if n_test is None else n_test
     if not 0 < n_train <= len(train_set):
         raise ValueError(f"n_train must be in 1..{len(train_set)}, got {n_train}")
     if not 0 < n_test <= _NUM_TEST:
         raise ValueError(f"n_test must be in 1..{_NUM_TEST}, got {n_test}")
-    with exclusive(folder / _LOCK):
-        _write_if_incomplete(folder, train_set, n_train, n_test)
+    with exclusive(folder / ".lock"):
+        if _rows(folder) != [n_train, n_test, n_test]:
+            _write(folder, train_set, n_train, n_test)
     return folder
 
 
-def _write_if_incomplete(folder: Path, train_set: Any, n_train: int, n_test: int) -> None:
-    """Write every competition file unless the marker says the folder is complete."""
-    stamp = {"n_train": n_train, "n_test": n_test}
-    marker = folder / _MARKER
-    if _is_complete(folder, marker, stamp):
-        return
-    marker.unlink(missing_ok=True)
-    test_set = data.get_dataset("fashion_mnist", train=False)
+def _rows(folder: Path) -> list[int] | None:
+    """The number of rows of each CSV in ``folder``, or ``None`` if one is missing."""
+    try:
+        return [len(pd.read_csv(folder / name)) for name in _CSVS]
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
 
+
+def _write(folder: Path, train_set: Any, n_train: int, n_test: int) -> None:
+    """Write every file; the CSVs go last, each atomically, so they mark a finished run."""
+    for name in _CSVS:
+        (folder / name).unlink(missing_ok=True)
+    test_set = data.get_dataset("fashion_mnist", train=False)
     train_ids = np.arange(1, n_train + 1)
     test_ids = np.arange(TEST_FIRST_ID, TEST_FIRST_ID + n_test)
     _write_pngs(folder / "train", train_ids, train_set.data[:n_train].numpy())
     _write_pngs(folder / "test", test_ids, test_set.data[:n_test].numpy())
-    _remove_stale_pngs(folder / "train", train_ids[-1])
-    _remove_stale_pngs(folder / "test", test_ids[-1])
-
-    labels = train_set.targets[:n_train].numpy()
-    pd.DataFrame({"id": train_ids, "label": labels}).to_csv(folder / "train.csv", index=False)
-    pd.DataFrame({"id": test_ids}).to_csv(folder / "test.csv", index=False)
-    sample = pd.DataFrame({"id": test_ids, "label": _SAMPLE_LABEL})
-    sample.to_csv(folder / "sample_submission.csv", index=False)
-    record = json.dumps({**stamp, "sizes": _file_sizes(folder, n_train, n_test)}).encode()
-    atomic_write(marker, lambda f: f.write(record), suffix=".tmp")
-
-
-_CSVS = ("train.csv", "test.csv", "sample_submission.csv")
-
-
-def _expected_files(folder: Path, n_train: int, n_test: int) -> list[Path]:
-    """Every file :func:`write_competition` writes for these sizes, the marker aside."""
-    train = [folder / "train" / f"{i}.png" for i in range(1, n_train + 1)]
-    test = [folder / "test" / f"{i}.png" for i in range(TEST_FIRST_ID, TEST_FIRST_ID + n_test)]
-    return [folder / name for name in _CSVS] + train + test
-
-
-def _file_sizes(folder: Path, n_train: int, n_test: int) -> list[int] | None:
-    """The size in bytes of each expected file, in order; ``None`` if one is missing."""
-    try:
-        return [path.stat().st_size for path in _expected_files(folder, n_train, n_test)]
-    except OSError:
-        return None
-
-
-def _is_complete(folder: Path, marker: Path, stamp: dict) -> bool:
-    """Whether the marker is from a run with ``stamp`` and every file has its size."""
-    try:
-        recorded = json.loads(marker.read_text())
-    except (OSError, ValueError):
-        return False
-    if not isinstance(recorded, dict) or {k: recorded.get(k) for k in stamp} != stamp:
-        return False
-    sizes = recorded.get("sizes")
-    return sizes is not None and _file_sizes(folder, stamp["n_train"], stamp["n_test"]) == sizes
+    tables = (
+        pd.DataFrame({"id": train_ids, "label": train_set.targets[:n_train].numpy()}),
+        pd.DataFrame({"id": test_ids}),
+        pd.DataFrame({"id": test_ids, "label": 0}),
+    )
+    for name, table in zip(_CSVS, tables):
+        text = table.to_csv(index=False).encode()
+        atomic_write(folder / name, lambda f: f.write(text), suffix=".tmp")
 
 
 def _write_pngs(folder: Path, ids: np.ndarray, images: np.ndarray) -> None:
-    """Save ``images[k]`` as ``folder/<ids[k]>.png``, on every core (PIL releases the GIL)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Save ``images[k]`` as ``folder/<ids[k]>.png`` (replacing the folder), on every core."""
+    shutil.rmtree(folder, ignore_errors=True)  # PNGs of an earlier run, perhaps a bigger one
+    folder.mkdir(parents=True)
 
     def write(part: range) -> None:
         for k in part:
@@ -132,13 +94,6 @@ def _write_pngs(folder: Path, ids: np.ndarray, images: np.ndarray) -> None:
     workers = os.cpu_count() or 1
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(write, [range(w, len(ids), workers) for w in range(workers)]))
-
-
-def _remove_stale_pngs(folder: Path, last_id: int) -> None:
-    """Delete PNGs past ``last_id`` left by an earlier run with more images than this one."""
-    for path in folder.glob("*.png"):
-        if path.stem.isdigit() and int(path.stem) > last_id:
-            path.unlink()
 
 
 def score_submission(csv_path: str | Path) -> float:

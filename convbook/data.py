@@ -1,15 +1,8 @@
 """The course's datasets as torchvision objects, as tensors, and as fast mini-batch loaders.
 
-Files come from :func:`convbook.sources.locate` (offline copies first, then downloads).
-Two ways to feed a model are offered side by side (``speed.md`` measures the difference):
-
-* :func:`get_dataset` and ``fashion_mnist_loaders(fast=False)``: the standard
-  ``torchvision`` dataset + ``DataLoader`` path every tutorial uses, which converts one
-  PIL image at a time;
-* :func:`load_tensors` and :class:`TensorLoader`: the whole dataset as one float tensor,
-  sliced into batches, which is several times faster for datasets that fit in memory.
-
-Both give the same images and labels in the same canonical order.
+Files come from :func:`convbook.sources.locate`. :func:`load_tensors` and
+:class:`TensorLoader` hold a whole dataset as one tensor, sliced into batches, which is
+several times faster than a ``DataLoader`` over PIL images (``speed.md`` measures it).
 """
 from __future__ import annotations
 
@@ -18,8 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
-from torch.utils.data import DataLoader
-from torchvision import datasets, transforms
+from torchvision import datasets
 
 from . import sources
 from ._torch import check_labels
@@ -35,7 +27,6 @@ __all__ = [
     "TensorLoader",
     "shift",
     "random_crop_flip",
-    "fashion_mnist_loaders",
     "train_val_split",
     "cifar10_split",
 ]
@@ -55,19 +46,11 @@ MEAN_STD: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
 }
 
-_CLASSES = {
+_DATASETS = {
     "fashion_mnist": datasets.FashionMNIST,
     "mnist": datasets.MNIST,
     "cifar10": datasets.CIFAR10,
 }
-
-#: Seed of the fixed 48,000/6,000/6,000 CIFAR-10 split used throughout chapter 10.
-CIFAR10_SPLIT_SEED = 0
-
-
-def _check_name(name: str) -> None:
-    if name not in _CLASSES:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(_CLASSES)}")
 
 
 def get_dataset(
@@ -78,10 +61,9 @@ def get_dataset(
     download: bool | None = None,
     transform: Callable | None = None,
 ) -> torch.utils.data.Dataset:
-    """The torchvision dataset object for ``name`` (the path readers know from tutorials)."""
-    _check_name(name)
+    """The torchvision dataset object for ``name``, the tutorials' path (chapter 6)."""
     folder = sources.locate(name, root=root, download=download)
-    return _CLASSES[name](folder, train=train, download=False, transform=transform)
+    return _DATASETS[name](folder, train=train, download=False, transform=transform)
 
 
 def load_tensors(
@@ -91,12 +73,8 @@ def load_tensors(
     root: str | Path | None = None,
     download: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """All images as float32 ``(N, C, H, W)`` in ``[0, 1]`` and labels as int64 ``(N,)``.
-
-    Reads the dataset's ``.data`` and ``.targets`` arrays directly, with no per-image
-    transform, so a whole split loads in well under a second; one ``DataLoader`` pass
-    over the same data as PIL images costs several seconds of CPU.
-    """
+    """All images as float32 ``(N, C, H, W)`` in ``[0, 1]`` and labels as int64 ``(N,)``,
+    read from the dataset's arrays with no per-image transform."""
     pixels, labels = _raw_tensors(name, train, root=root, download=download)
     return _to_float(pixels), labels
 
@@ -137,19 +115,12 @@ def normalize(images: torch.Tensor, name: str) -> torch.Tensor:
 
 
 class TensorLoader:
-    """Mini-batches sliced from tensors that live on one device, reshuffled every epoch.
+    """Mini-batches sliced from tensors on one device, reshuffled every epoch: a drop-in
+    for ``DataLoader`` when the dataset fits in memory (chapters 1 and 6-12; ``speed.md``).
 
-    A drop-in for ``DataLoader`` when the whole dataset fits in memory: no per-sample
-    Python, no worker processes and, on a GPU, no host-device copy or sync per batch.
-    The shuffling generator is seeded once from ``seed`` (plus ``$CONVBOOK_SEED_SHIFT``,
-    :func:`convbook.reproduce.seed`), so each epoch gets a new
-    permutation and a re-run gets the same sequence. ``transform`` (e.g. augmentation
-    or :func:`normalize`) is applied to every image batch on the device.
-    ``device=None`` keeps the tensors where they are. A shuffled batch is gathered from
-    the stored tensors when it is needed, so it is still in the CPU's cache when the model
-    reads it (cheaper than one permuted copy of the whole dataset per epoch, and no second
-    copy on a GPU); unshuffled batches are views of the stored tensors, so do not modify
-    batches in place.
+    The shuffle is seeded once from ``seed`` (:func:`convbook.reproduce.generator`), so a
+    re-run repeats every epoch's order. ``transform`` is applied to each image batch.
+    Unshuffled batches are views of the stored tensors: do not modify them in place.
     """
 
     def __init__(
@@ -164,19 +135,11 @@ class TensorLoader:
         drop_last: bool = False,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
-        if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
-            raise TypeError(
-                f"images and labels must be tensors, got {type(images).__name__} "
-                f"and {type(labels).__name__}"
-            )
-        if images.ndim == 0 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
-            raise ValueError(
-                f"need images (N, ...) and labels (N,), got shapes {tuple(images.shape)} "
-                f"and {tuple(labels.shape)}"
-            )
+        if not isinstance(images, torch.Tensor):
+            raise TypeError(f"images must be a tensor, got {type(images).__name__}")
+        labels = check_labels(labels, count=len(images))  # fit checks the number of classes
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        check_labels(labels)  # the number of classes is the model's: fit checks it
         self.images = images.to(device) if device is not None else images
         self.labels = labels.to(self.images.device)
         self.batch_size = batch_size
@@ -190,10 +153,6 @@ class TensorLoader:
         """Number of examples (``len(loader)`` is the number of batches)."""
         return self.labels.shape[0]
 
-    @property
-    def device(self) -> torch.device:
-        return self.images.device
-
     def __len__(self) -> int:
         if self.drop_last:
             return self.dataset_size // self.batch_size
@@ -204,7 +163,7 @@ class TensorLoader:
         if self.shuffle:
             # Drawn on the CPU, so every device sees the same order for the same seed.
             order = torch.randperm(self.dataset_size, generator=self.generator)
-            order = order.to(self.device)
+            order = order.to(self.images.device)
         for i in range(len(self)):
             start, stop = i * self.batch_size, (i + 1) * self.batch_size
             if order is None:
@@ -218,12 +177,8 @@ class TensorLoader:
 
 
 def shift(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """``images`` moved ``dy`` pixels down and ``dx`` right (negative: up, left), zero-filled.
-
-    Pixels pushed past an edge are lost and the freed rows and columns are zeros, so the
-    content moves and the frame stays: chapters 1, 2, 5 and 9 shift images this way to ask
-    whether a network's answer (or a feature map) moves with its input.
-    """
+    """``images`` moved ``dy`` pixels down and ``dx`` right (negative: up, left), zero-filled
+    (chapters 1, 2, 5 and 9 ask whether an answer moves with its input)."""
     h, w = images.shape[-2:]
     if abs(dy) >= h or abs(dx) >= w:
         raise ValueError(f"a shift of ({dy}, {dx}) moves a {h}x{w} image out of its frame")
@@ -236,14 +191,10 @@ def shift(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
 def random_crop_flip(
     images: torch.Tensor, padding: int = 4, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Data augmentation for a whole batch at once, on the batch's own device.
+    """Each image of the batch ``(N, C, H, W)`` shifted by up to ``padding`` pixels (a random
+    crop of the zero-padded image) and mirrored with probability 1/2 (chapters 8 and 10-12).
 
-    Each image of ``images`` (N, C, H, W) is shifted by up to ``padding`` pixels in each
-    direction (a random crop of the zero-padded image) and each is, with probability 1/2,
-    mirrored left-right. ``padding=0`` only mirrors. Random numbers come from ``generator``
-    (a CPU ``torch.Generator``), or from torch's global one when it is ``None``. Pass it as a
-    :class:`TensorLoader` ``transform``. Chapter 10 uses it on CIFAR-10; chapter 8 checks
-    whether flips suit Fashion-MNIST (its shoes face one way).
+    Random numbers come from ``generator`` (on the CPU), or torch's global one.
     """
     if images.dim() != 4:
         raise ValueError(f"images must be 4-D (N, C, H, W), got shape {tuple(images.shape)}")
@@ -263,37 +214,6 @@ def random_crop_flip(
     return torch.where(flip, images.flip(-1), images).contiguous()
 
 
-def fashion_mnist_loaders(
-    batch_size: int = 256,
-    *,
-    fast: bool = True,
-    device: torch.device | str | None = None,
-    root: str | Path | None = None,
-    download: bool | None = None,
-    num_workers: int = 0,
-) -> tuple[TensorLoader | DataLoader, TensorLoader | DataLoader]:
-    """Fashion-MNIST (train, test) loaders; the training one shuffles.
-
-    ``fast=True`` gives :class:`TensorLoader` s (seed 0) holding the data on ``device``;
-    ``fast=False`` gives d2l-style ``DataLoader`` s over ``ToTensor()`` datasets
-    (``num_workers`` applies only there). Both yield the same images and labels.
-    """
-    if fast:
-        train = load_tensors("fashion_mnist", True, root=root, download=download)
-        test = load_tensors("fashion_mnist", False, root=root, download=download)
-        return (
-            TensorLoader(*train, batch_size, shuffle=True, seed=0, device=device),
-            TensorLoader(*test, batch_size, shuffle=False, device=device),
-        )
-    where = {"root": root, "download": download, "transform": transforms.ToTensor()}
-    train_set = get_dataset("fashion_mnist", True, **where)
-    test_set = get_dataset("fashion_mnist", False, **where)
-    return (
-        DataLoader(train_set, batch_size, shuffle=True, num_workers=num_workers),
-        DataLoader(test_set, batch_size, shuffle=False, num_workers=num_workers),
-    )
-
-
 def train_val_split(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -306,8 +226,6 @@ def train_val_split(
         raise ValueError(
             f"images and labels differ in length: {tuple(images.shape)} vs {tuple(labels.shape)}"
         )
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be strictly between 0 and 1, got {val_fraction}")
     n = labels.shape[0]
     n_val = round(n * val_fraction)
     if not 0 < n_val < n:
@@ -318,17 +236,10 @@ def train_val_split(
 
 
 def cifar10_split(
-    *,
-    seed: int = CIFAR10_SPLIT_SEED,
-    root: str | Path | None = None,
-    download: bool | None = None,
+    *, seed: int = 0, root: str | Path | None = None, download: bool | None = None
 ) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
-    """CIFAR-10's 60,000 images merged and split 80/10/10 as in the tutorial of chapter 10.
-
-    Returns ``((Xtr, ytr), (Xval, yval), (Xte, yte))`` with 48,000/6,000/6,000 examples,
-    picked by a ``torch.Generator`` permutation seeded with ``seed`` (default 0, plus
-    ``$CONVBOOK_SEED_SHIFT``), so the split is the same on every machine.
-    """
+    """CIFAR-10's 60,000 images merged and split 48,000/6,000/6,000 as in chapter 10's
+    tutorial: ``((Xtr, ytr), (Xval, yval), (Xte, yte))``, the same on every machine."""
     train = _raw_tensors("cifar10", True, root=root, download=download)
     test = _raw_tensors("cifar10", False, root=root, download=download)
     pixels = torch.cat([train[0], test[0]])  # uint8 until split: a quarter of the memory

@@ -1,29 +1,19 @@
 """Where the course's dataset files come from, checked before anything reads them.
 
-Every chapter loads data through :mod:`convbook.data`, which asks :func:`locate` for a
-folder that ``torchvision.datasets`` can open with ``download=False``. ``locate`` looks,
-in order, in
+:mod:`convbook.data` asks :func:`locate` for a folder that ``torchvision.datasets`` opens
+with ``download=False``. ``locate`` looks, in order, in
 
 1. the ``root`` you pass,
-2. ``$CONVBOOK_DATA`` (a folder with torchvision layouts such as ``MNIST/raw/*.gz``
-   and/or archives such as ``cifar-10-python.tar.gz``),
+2. ``$CONVBOOK_DATA`` (torchvision layouts such as ``MNIST/raw/*.gz``, or archives such as
+   ``cifar-10-python.tar.gz``),
 3. the Debian package folder :data:`DEBIAN_FASHION_MNIST` (Fashion-MNIST only),
 4. the cache (:func:`cache_dir`),
 
-and, if none has the files, downloads them into the cache from every mirror in
-:data:`MIRRORS` in turn (unless told not to). Sources are only read: anything that must be
-decompressed or extracted is written into the cache, through a temporary file and
-``os.replace``, so a crash never leaves a half-written file under its final name
-(:func:`atomic_write`, which checkpoints and chapter 7's competition folder use too).
-
-Every file is checked against a known MD5 before it is used (MD5 is the one integrity
-check: a file that is truncated, too long or not the official one fails it), so a bad copy
-raises :class:`CorruptDatasetError` naming the file instead of yielding garbage
-tensors. Chapters call only :func:`cache_dir` (chapters 7 and 8); the module is here for
-readers who want to know where the bytes come from and for instructors preparing an offline classroom
-(copy the files into one folder and point ``$CONVBOOK_DATA`` at it). This docstring is the
+and otherwise downloads into the cache from :data:`MIRRORS` (unless ``$CONVBOOK_OFFLINE=1``).
+Sources are only read; what is unpacked or downloaded is written through
+:func:`atomic_write`, and every file must match its official MD5. This docstring is the
 code's one description of the search order; README.md's "Data without the network" is the
-readers' one, and every other page links there.
+readers' one. Chapters 7 and 8 call :func:`cache_dir`.
 """
 from __future__ import annotations
 
@@ -37,12 +27,12 @@ import tempfile
 import time
 import urllib.request
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, Callable
 
 from torchvision import datasets
-from torchvision.datasets.utils import calculate_md5, check_integrity
+from torchvision.datasets.utils import calculate_md5
 
 try:
     import fcntl
@@ -65,20 +55,10 @@ class CacheError(OSError):
     """The cache folder cannot be written: read-only, full, or not a folder."""
 
 
-def _cache_error(path: Path, err: OSError) -> CacheError:
-    reason = err.strerror or str(err) or type(err).__name__
-    return CacheError(
-        err.errno,
-        f"cannot write {path} in the convbook cache {cache_dir()}: {reason}. Free space "
-        "there, or choose another folder with CONVBOOK_CACHE=/path/to/writable/folder",
-    )
-
-
 #: Where ``apt-get install dataset-fashion-mnist`` puts the four Fashion-MNIST files.
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 #: Base URLs tried in order for each dataset; a file's URL is base + file name.
-#: torchvision's own mirrors come first; Fashion-MNIST also has its GitHub repository.
 MIRRORS: dict[str, list[str]] = {
     "fashion_mnist": [
         *datasets.FashionMNIST.mirrors,
@@ -89,9 +69,7 @@ MIRRORS: dict[str, list[str]] = {
 }
 
 # MD5 of the *decompressed* idx files. The Debian package recompresses the official .gz
-# files, so their .gz MD5s differ from torchvision's; the content does not. These sums were
-# computed once from the decompressed official files (MNIST: the .gz files whose MD5s match
-# torchvision's; Fashion-MNIST: the Debian files, byte-identical in content to the release).
+# files, so their .gz MD5s differ from torchvision's; the content does not.
 _IDX_MD5 = {
     "fashion_mnist": {
         "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
@@ -112,19 +90,12 @@ _CIFAR_MD5 = dict(
     + datasets.CIFAR10.test_list
     + [[datasets.CIFAR10.meta["filename"], datasets.CIFAR10.meta["md5"]]]
 )
-
-_CHUNK = 1 << 20
-
-#: Each file gets this long from a mirror, all reads together; then the next mirror is tried.
-DOWNLOAD_DEADLINE_S = 20 * 60.0
-#: How long one read may wait for the first byte (``urlopen``'s per-read timeout).
-READ_TIMEOUT_S = 30.0
-#: Downloads at least this large print their progress as one updating line.
-PROGRESS_MIN_BYTES = 10 << 20
-
-
 #: The sub-folder torchvision opens for each dataset.
 _FOLDERS = {"fashion_mnist": "FashionMNIST/raw", "mnist": "MNIST/raw", "cifar10": _CIFAR_DIR}
+
+_CHUNK = 1 << 20
+#: Seconds a download may wait for the server (to connect, or for the next bytes).
+READ_TIMEOUT_S = 30.0
 
 
 def cache_dir() -> Path:
@@ -143,27 +114,11 @@ def env_flag(name: str, unset: str = "") -> bool:
     return value == "1"
 
 
-def _offline() -> bool:
-    """``$CONVBOOK_OFFLINE`` as a boolean."""
-    return env_flag("CONVBOOK_OFFLINE", "to allow downloads")
-
-
 def _folder(name: str) -> str:
     """Where under a source folder torchvision expects ``name``'s files."""
     if name not in _FOLDERS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(_FOLDERS)}")
     return _FOLDERS[name]
-
-
-# --------------------------------------------------------------------------- checksums
-
-def _check_md5(path: Path, expected: str) -> None:
-    actual = calculate_md5(path)
-    if actual != expected:
-        raise CorruptDatasetError(
-            f"{path}: MD5 {actual} does not match the official {expected}; the file is corrupt "
-            "or not the official release. Delete it and load the dataset again."
-        )
 
 
 # ------------------------------------------------------------- writing atomically
@@ -178,9 +133,8 @@ UNLOCKED_STALE_AGE_S = 24 * 3600.0
 def atomic_write(dest: Path, write: Callable[[BinaryIO], object], suffix: str) -> Path:
     """Call ``write(file)`` on ``.<dest.name>.<random><suffix>``, then rename it to ``dest``.
 
-    The temporary file is flushed to disk before the rename and holds an exclusive
-    ``flock`` while it is written, so :func:`remove_stale` can tell a killed write from a
-    live one.
+    The file is flushed to disk before the rename and ``flock``-ed while it is written, so
+    :func:`remove_stale` can tell a killed write from a live one (checkpoints use both).
     """
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=suffix)
     try:
@@ -198,11 +152,8 @@ def atomic_write(dest: Path, write: Callable[[BinaryIO], object], suffix: str) -
 
 
 def remove_stale(folder: Path, pattern: str) -> list[Path]:
-    """Delete the temporaries matching ``pattern`` in ``folder`` that no live write holds.
-
-    Returns the paths removed. Files that cannot be opened or removed are left alone:
-    cleaning up is a courtesy and must never make a run fail.
-    """
+    """Delete the temporaries matching ``pattern`` in ``folder`` that no live write holds,
+    and return them; a file that cannot be removed is left alone."""
     removed = []
     now = time.time()
     for path in folder.glob(pattern):
@@ -232,54 +183,52 @@ def exclusive(lock: Path) -> Iterator[None]:
 
 
 def _cache_write(dest: Path, write: Callable[[BinaryIO], object]) -> Path:
-    """:func:`atomic_write` into the cache, whose ``OSError`` becomes a :class:`CacheError`.
-
-    ``write`` must not let the ``OSError`` of a *source* escape (wrap it).
-    """
+    """:func:`atomic_write` into the cache; its ``OSError`` becomes a :class:`CacheError`
+    (so ``write`` must turn the errors of its source into another kind)."""
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         return atomic_write(dest, write, suffix=".part")
     except OSError as err:
-        raise _cache_error(dest, err) from err
+        raise CacheError(
+            err.errno,
+            f"cannot write {dest} in the convbook cache {cache_dir()}: {err.strerror or err}. "
+            "Free space there, or choose another folder with CONVBOOK_CACHE=/path/to/folder",
+        ) from err
 
 
-def _remove_stale_parts(cache: Path) -> None:
-    """Delete the ``.part`` files of killed runs from the cache and its dataset folders."""
-    for folder in (cache, *(cache / sub for sub in _FOLDERS.values())):
-        remove_stale(folder, ".*.part")
+def _copy_hashed(source: BinaryIO, out: BinaryIO, source_error: Callable[[str], Exception]) -> str:
+    """Copy ``source`` into ``out`` in chunks and return the MD5 of the bytes copied;
+    a failing read of ``source`` raises ``source_error``."""
+    digest = hashlib.md5()
+    while True:
+        try:
+            chunk = source.read(_CHUNK)
+        except (OSError, EOFError, zlib.error, http.client.HTTPException) as err:
+            raise source_error(str(err)) from err
+        if not chunk:
+            return digest.hexdigest()
+        digest.update(chunk)
+        out.write(chunk)
 
 
 def _unpack_verified(source: BinaryIO, dest: Path, md5: str, archive: Path, kind: str) -> None:
-    """Copy the decompressed ``source`` to ``dest`` in the cache, hashing as it goes.
+    """Copy the decompressed ``source`` to ``dest`` in the cache if its MD5 is ``md5``;
+    otherwise raise :class:`CorruptDatasetError` naming ``archive``."""
+    def unreadable(reason: str) -> CorruptDatasetError:
+        return CorruptDatasetError(f"{archive}: not a valid {kind} ({reason})")
 
-    Only bytes with the official ``md5`` are renamed to ``dest``. A ``source`` that cannot
-    be read or holds other bytes raises :class:`CorruptDatasetError` naming ``archive``
-    (not a kind of ``OSError``, so it is never taken for the cache's fault).
-    """
     def write(out: BinaryIO) -> None:
-        digest = hashlib.md5()
-        while True:
-            try:
-                chunk = source.read(_CHUNK)
-            except (OSError, EOFError, zlib.error) as err:
-                raise CorruptDatasetError(f"{archive}: not a valid {kind} ({err})") from err
-            if not chunk:
-                break
-            digest.update(chunk)
-            out.write(chunk)
-        if digest.hexdigest() != md5:
+        actual = _copy_hashed(source, out, unreadable)
+        if actual != md5:
             raise CorruptDatasetError(
-                f"{archive}: {dest.name} has MD5 {digest.hexdigest()}, not the official "
-                f"{md5}; the file is corrupt or not the official release"
+                f"{archive}: {dest.name} has MD5 {actual}, not the official {md5}; the file "
+                "is corrupt or not the official release"
             )
     _cache_write(dest, write)
 
 
 def _extract_cifar(archive: Path, dest_root: Path) -> None:
-    """Copy the CIFAR-10 batch files out of ``archive`` into ``dest_root``, verified.
-
-    Errors reading the archive blame the archive; errors writing blame the cache.
-    """
+    """Copy the CIFAR-10 batch files out of ``archive`` into ``dest_root``, verified."""
     found = set()
     try:
         with tarfile.open(archive, "r:*") as tar:
@@ -302,16 +251,19 @@ def _extract_cifar(archive: Path, dest_root: Path) -> None:
 
 
 def _ready(name: str, folder: Path) -> bool:
-    """True when torchvision can open ``name`` under ``folder`` (files verified).
-
-    Raises CorruptDatasetError when the files are there but wrong.
-    """
+    """True when torchvision can open ``name`` under ``folder``; files there with the wrong
+    MD5 raise :class:`CorruptDatasetError`."""
     sums = _CIFAR_MD5 if name == "cifar10" else _IDX_MD5[name]
     files = {folder / _folder(name) / base: md5 for base, md5 in sums.items()}
     if not all(path.is_file() for path in files):
         return False
     for path, md5 in files.items():
-        _check_md5(path, md5)
+        actual = calculate_md5(path)
+        if actual != md5:
+            raise CorruptDatasetError(
+                f"{path}: MD5 {actual} does not match the official {md5}; the file is "
+                "corrupt or not the official release. Delete it and load the dataset again."
+            )
     return True
 
 
@@ -333,12 +285,6 @@ def _cache_ready(name: str, cache: Path) -> bool:
         return _ready(name, cache)
     except CorruptDatasetError:
         return False
-
-
-def _expected_files(name: str) -> str:
-    if name == "cifar10":
-        return f"{_CIFAR_DIR}/ or {datasets.CIFAR10.filename}"
-    return f"{_folder(name)}/*-ubyte[.gz] or *-ubyte.gz"
 
 
 def _unpack_into_cache(name: str, archives: list[Path], cache: Path) -> Path:
@@ -365,16 +311,17 @@ def _sources(name: str, root: str | Path | None) -> list[tuple[str, Path]]:
     return places
 
 
-def locate(name: str, root: str | Path | None = None, download: bool | None = None) -> Path:
+def locate(name: str, root: str | Path | None = None, download: bool | None = None,
+           mirrors: Sequence[str] = ()) -> Path:
     """A folder from which ``torchvision.datasets`` opens ``name`` with ``download=False``.
 
     ``name`` is ``"fashion_mnist"``, ``"mnist"`` or ``"cifar10"``. ``download=None``
     downloads when no offline copy exists unless ``$CONVBOOK_OFFLINE=1``; ``False``
-    never downloads; ``True`` always may. See the module docstring for the search order.
+    never downloads; ``True`` always may, trying the base URLs ``mirrors`` before
+    :data:`MIRRORS`. See the module docstring for the search order.
     """
     _folder(name)  # an unknown name fails here
     cache = cache_dir()
-    _remove_stale_parts(cache)
     looked = []
     for label, folder in _sources(name, root):
         if _ready(name, folder):
@@ -384,14 +331,18 @@ def locate(name: str, root: str | Path | None = None, download: bool | None = No
             if folder != cache and _cache_ready(name, cache):
                 return cache
             return _unpack_into_cache(name, archives, cache)
-        looked.append(f"{label}: {folder} (no {_expected_files(name)})")
-    allowed = (not _offline()) if download is None else download
-    if not allowed:
+        expected = (f"{_CIFAR_DIR}/ or {datasets.CIFAR10.filename}" if name == "cifar10"
+                    else f"{_folder(name)}/*-ubyte[.gz] or *-ubyte.gz")
+        looked.append(f"{label}: {folder} (no {expected})")
+    if download is None:
+        download = not env_flag("CONVBOOK_OFFLINE", "to allow downloads")
+    if not download:
         raise DatasetNotFoundError(_not_found_message(name, looked, None))
     try:
-        return _unpack_into_cache(name, _download_archives(name, cache), cache)
+        archives = _download_archives(name, cache, [*mirrors, *MIRRORS[name]])
     except DatasetNotFoundError as err:
         raise DatasetNotFoundError(_not_found_message(name, looked, str(err))) from err
+    return _unpack_into_cache(name, archives, cache)
 
 
 def _not_found_message(name: str, looked: list[str], download_error: str | None) -> str:
@@ -414,41 +365,28 @@ def _not_found_message(name: str, looked: list[str], download_error: str | None)
 # ---------------------------------------------------------------------------- download
 
 
-def _download_archives(name: str, cache: Path) -> list[Path]:
+def _download_archives(name: str, cache: Path, mirrors: list[str]) -> list[Path]:
     if name == "cifar10":
         dest = cache / datasets.CIFAR10.filename
-        urls = [base + dest.name for base in MIRRORS[name]]
-        return [download(urls, dest, datasets.CIFAR10.tgz_md5)]
+        return [download([base + dest.name for base in mirrors], dest, datasets.CIFAR10.tgz_md5)]
     resources = (datasets.FashionMNIST if name == "fashion_mnist" else datasets.MNIST).resources
     raw = cache / _folder(name)
-    return [
-        download([base + file for base in MIRRORS[name]], raw / file, md5)
-        for file, md5 in resources
-    ]
+    return [download([base + file for base in mirrors], raw / file, md5)
+            for file, md5 in resources]
 
 
 def download(url_list: list[str], dest: str | Path, md5: str) -> Path:
     """Fetch ``dest`` from the first URL in ``url_list`` that serves bytes with ``md5``.
 
-    Each try streams into a temporary file beside ``dest``; only a verified file is
-    renamed to ``dest``. A failed try leaves nothing behind. A mirror that is slower than
-    :data:`DOWNLOAD_DEADLINE_S` for the whole file is given up for the next one. Files of
-    :data:`PROGRESS_MIN_BYTES` or more show their progress as one line on stdout, updated
-    with a carriage return (which terminals, Jupyter and Colab all render in place).
-    When every URL fails, :class:`DatasetNotFoundError` lists each URL and why it failed;
-    a cache that cannot be written raises :class:`CacheError` at once.
+    Only a verified file is renamed to ``dest`` (:func:`atomic_write`). When every URL
+    fails, :class:`DatasetNotFoundError` lists each URL and why.
     """
     dest = Path(dest)
-    if not url_list:
-        raise ValueError(f"no URLs given to download {dest.name}")
-    if check_integrity(dest, md5):
-        return dest
     failures = []
     for url in url_list:
+        print(f"Downloading {dest.name} from {url}", flush=True)
         try:
-            _cache_write(dest, lambda f: _fetch_verified(url, f, md5, dest.name))
-            print(f"Downloaded {dest.name} from {url}")
-            return dest
+            return _cache_write(dest, lambda f: _fetch_verified(url, f, md5))
         except _MirrorError as err:
             failures.append(f"  - {url}: {err}")
     raise DatasetNotFoundError(
@@ -457,45 +395,17 @@ def download(url_list: list[str], dest: str | Path, md5: str) -> Path:
 
 
 class _MirrorError(Exception):
-    """One mirror failed (network error, deadline, wrong MD5): try the next one."""
+    """One mirror failed (network error, timeout, wrong MD5): try the next one."""
 
 
-def _fetch_verified(url: str, out: BinaryIO, md5: str, name: str) -> None:
-    """Stream ``url`` into ``out`` within the deadline; source errors become _MirrorError."""
-    digest = hashlib.md5()
-    deadline = time.monotonic() + DOWNLOAD_DEADLINE_S
+def _fetch_verified(url: str, out: BinaryIO, md5: str) -> None:
+    """Stream ``url`` into ``out``; a failure of the mirror raises :class:`_MirrorError`."""
     request = urllib.request.Request(url, headers={"User-Agent": "convbook"})
     try:
         response = urllib.request.urlopen(request, timeout=READ_TIMEOUT_S)
     except (OSError, ValueError, http.client.HTTPException) as err:
         raise _MirrorError(str(err)) from err
     with response:
-        length = response.headers.get("Content-Length")
-        total = int(length) if length and length.isdigit() else 0
-        done, shown = 0, -1  # bytes received; the percentage on the progress line
-        read = getattr(response, "read1", response.read)  # returns what has arrived
-        try:
-            while True:
-                if time.monotonic() > deadline:
-                    raise _MirrorError(
-                        f"gave up after the deadline of {DOWNLOAD_DEADLINE_S:g} s with "
-                        f"{done:,} bytes received (convbook.sources.DOWNLOAD_DEADLINE_S)"
-                    )
-                try:
-                    chunk = read(_CHUNK)
-                except (OSError, http.client.HTTPException) as err:
-                    raise _MirrorError(str(err)) from err
-                if not chunk:
-                    break
-                digest.update(chunk)
-                out.write(chunk)
-                done += len(chunk)
-                if total >= PROGRESS_MIN_BYTES and min(100, 100 * done // total) > shown:
-                    shown = min(100, 100 * done // total)  # one redraw per percent
-                    print(f"\rDownloading {name}: {done / 1e6:.2f} / {total / 1e6:.2f} MB "
-                          f"({shown} %)", end="", flush=True)
-        finally:
-            if shown >= 0:
-                print(flush=True)
-    if digest.hexdigest() != md5:
-        raise _MirrorError(f"MD5 {digest.hexdigest()} does not match the expected {md5}")
+        actual = _copy_hashed(response, out, _MirrorError)
+    if actual != md5:
+        raise _MirrorError(f"MD5 {actual} does not match the expected {md5}")

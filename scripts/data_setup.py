@@ -1,20 +1,11 @@
 """Make sure every dataset the chapters use is on this machine, before tests run offline.
 
 Usage: ``python scripts/data_setup.py [--datasets NAME ...] [--mirror URL ...]``; ``make test``,
-``make unit`` and ``make execute`` run it first, so a fresh machine needs no other step.
-
-For each dataset (Fashion-MNIST, MNIST, CIFAR-10), in order:
-
-1. an offline copy that ``convbook.sources.locate`` finds without downloading (its module
-   docstring gives the places and their order; the Makefile points ``$CONVBOOK_DATA`` at
-   ``../shared/data`` when that exists);
-2. for Fashion-MNIST, when running as root with apt: ``apt-get install dataset-fashion-mnist``;
-3. otherwise one download into the cache through ``convbook``'s mirrors, every file checked
-   against its MD5 (``--mirror URL`` tries a mirror of your own first, e.g. a classroom
-   server; ``$CONVBOOK_OFFLINE=1`` forbids downloading).
-
-When none works it prints one message saying what was tried and how to fix it, and exits 1,
-so ``make`` stops before the tests. Afterwards the tests run with ``CONVBOOK_OFFLINE=1``.
+``make unit`` and ``make execute`` run it first. For each dataset it takes, in order, an
+offline copy that ``convbook.sources.locate`` finds (its docstring gives the places); for
+Fashion-MNIST as root with apt, the Debian package; else one download into the cache,
+trying each ``--mirror URL`` (e.g. a classroom server) before ``convbook``'s mirrors. When
+none works it says what was tried and how to fix it, and exits 1, so ``make`` stops.
 """
 from __future__ import annotations
 
@@ -69,9 +60,8 @@ def set_up(name: str, mirrors: list[str]) -> tuple[str | None, list[str]]:
                 return place, []
             why = f"apt-get installed {APT_PACKAGE[name]} but its files are not there"
         failed.append(f"Debian package: {why}")
-    sources.MIRRORS[name] = [*mirrors, *sources.MIRRORS[name]]
     try:
-        return str(sources.locate(name)), failed
+        return str(sources.locate(name, mirrors=mirrors)), failed
     except (sources.DatasetNotFoundError, sources.CorruptDatasetError, sources.CacheError) as err:
         return None, [*failed, str(err)]
 

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.data import DataLoader
-from torchvision import datasets
+from torchvision import datasets, transforms
 
 from convbook import data
 
@@ -66,7 +65,7 @@ def test_mean_std_match_the_training_data(train_tensors):
 
 def test_load_tensors_matches_torchvision_sample_by_sample(fashion_test):
     images, labels = fashion_test
-    dataset = data.get_dataset("fashion_mnist", train=False, transform=data.transforms.ToTensor())
+    dataset = data.get_dataset("fashion_mnist", train=False, transform=transforms.ToTensor())
     assert isinstance(dataset, datasets.FashionMNIST)
     for i in (0, 1234, 9999):
         image, label = dataset[i]
@@ -159,12 +158,12 @@ def test_tensor_loader_applies_the_transform_per_batch():
 
 def test_tensor_loader_rejects_bad_input():
     images, labels = small_set()
-    with pytest.raises(ValueError, match=r"\(103, 1, 2, 2\) and \(102,\)"):
+    with pytest.raises(ValueError, match="labels has 102 entries but there are 103 images"):
         data.TensorLoader(images, labels[:-1], 8)
     with pytest.raises(ValueError, match="batch_size"):
         data.TensorLoader(images, labels, 0)
-    with pytest.raises(TypeError, match="list"):
-        data.TensorLoader(images, labels.tolist(), 8)
+    with pytest.raises(TypeError, match="images must be a tensor, got list"):
+        data.TensorLoader(images.tolist(), labels, 8)
 
 
 @pytest.mark.parametrize("convert", [torch.Tensor.float, torch.Tensor.int, torch.Tensor.bool])
@@ -189,23 +188,6 @@ def test_tensor_loader_keeps_data_on_the_gpu():
     for (X, y), (Xc, yc) in zip(loader, cpu):
         assert X.is_cuda and y.is_cuda
         assert torch.equal(y.cpu(), yc) and torch.equal(X.cpu(), Xc)
-
-
-# ----------------------------------------------------------------------- Fashion-MNIST
-
-
-def test_fast_and_dataloader_paths_give_the_same_data():
-    fast_train, fast_test = data.fashion_mnist_loaders(1000, fast=True, download=False)
-    slow_train, slow_test = data.fashion_mnist_loaders(1000, fast=False, download=False)
-    assert isinstance(fast_train, data.TensorLoader) and isinstance(slow_test, DataLoader)
-    assert len(fast_train) == len(slow_train) == 60 and len(fast_test) == len(slow_test) == 10
-    for (X, y), (Xs, ys) in zip(fast_test, slow_test, strict=True):
-        assert torch.equal(X, Xs) and torch.equal(y, ys)
-    for i in (0, 31_337, 59_999):
-        image, label = slow_train.dataset[i]
-        assert torch.equal(image, fast_train.images[i]) and label == fast_train.labels[i]
-    X, y = next(iter(fast_train))
-    assert X.shape == (1000, 1, 28, 28) and not torch.equal(y, fast_train.labels[:1000])
 
 
 # ---------------------------------------------------------------------------- splits

@@ -176,7 +176,8 @@ def test_bad_cifar_archive_names_the_file(nowhere):
 def test_cifar_archive_with_a_corrupt_batch_is_rejected(nowhere):
     folder = nowhere / "batches" / "cifar-10-batches-py"
     folder.mkdir(parents=True)
-    for base in sources._CIFAR_MD5:
+    batches = datasets.CIFAR10.train_list + datasets.CIFAR10.test_list
+    for base in [name for name, _ in batches] + ["batches.meta"]:
         (folder / base).write_bytes(b"not the real batch")
     archive = nowhere / "data" / "cifar-10-python.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
@@ -206,12 +207,14 @@ def mirror(tmp_path) -> dict:
     }
 
 
-def test_download_falls_back_past_missing_and_corrupt_mirrors(mirror):
+def test_download_falls_back_past_missing_and_corrupt_mirrors(mirror, capsys):
     urls = [mirror["missing"], mirror["bad"], mirror["good"]]
     dest = sources.download(urls, mirror["dest"], mirror["md5"])
     assert dest == mirror["dest"]
     assert hashlib.md5(dest.read_bytes()).hexdigest() == mirror["md5"]
     assert [p.name for p in dest.parent.iterdir()] == ["blob.bin"]
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [f"Downloading blob.bin from {url}" for url in urls]
 
 
 def test_download_that_fails_everywhere_lists_each_url_and_leaves_nothing(mirror):
@@ -292,41 +295,22 @@ def test_a_full_disk_during_download_is_not_a_mirror_failure(mirror, monkeypatch
         sources.download([mirror["good"], mirror["good"]], mirror["dest"], mirror["md5"])
 
 
-@pytest.mark.parametrize("value, offline", [("1", True), ("0", False), ("", False)])
-def test_offline_is_on_for_1_only(value, offline, monkeypatch):
+@pytest.mark.parametrize("value, on", [("1", True), ("0", False), ("", False)])
+def test_a_switch_is_on_for_1_only(value, on, monkeypatch):
     monkeypatch.setenv("CONVBOOK_OFFLINE", value)
-    assert sources._offline() is offline
+    assert sources.env_flag("CONVBOOK_OFFLINE") is on
 
 
 @pytest.mark.parametrize("value", ["true", "yes", "maybe"])
-def test_offline_rejects_other_values_instead_of_reading_them_as_off(value, monkeypatch):
+def test_offline_rejects_other_values_instead_of_reading_them_as_off(value, nowhere,
+                                                                     monkeypatch):
     monkeypatch.setenv("CONVBOOK_OFFLINE", value)
     with pytest.raises(ValueError, match=rf"CONVBOOK_OFFLINE='{value}'.*1 or 0"):
-        sources._offline()
+        sources.locate("mnist")
 
 
-def test_stale_partial_files_of_killed_runs_are_removed(tmp_path, monkeypatch):
-    import fcntl
-    import os
-
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("CONVBOOK_CACHE", str(cache))
-    sources.locate("fashion_mnist", download=False)
-    raw = cache / "FashionMNIST" / "raw"
-    stale = [raw / ".train-images-idx3-ubyte.k1ll3d.part", cache / ".cifar-10-python.tar.gz.x.part"]
-    live = raw / ".t10k-images-idx3-ubyte.w0rk1n.part"
-    for path in (*stale, live):
-        path.write_bytes(b"half a file")
-        os.utime(path, (0, 0))
-    with open(live, "rb") as holder:  # another process still writing this one
-        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        sources.locate("fashion_mnist", download=False)
-        assert not any(path.exists() for path in stale)
-        assert live.exists()
-
-
-class Trickle(__import__("http.server").server.BaseHTTPRequestHandler):
-    """Promises 1 MB, then sends one byte every 50 ms: each read succeeds, none finishes."""
+class Stall(__import__("http.server").server.BaseHTTPRequestHandler):
+    """Promises 1 MB, sends 10 bytes, then goes silent for 5 s."""
 
     def do_GET(self):
         import time
@@ -334,24 +318,20 @@ class Trickle(__import__("http.server").server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Length", str(1 << 20))
         self.end_headers()
-        try:
-            for _ in range(1 << 20):
-                self.wfile.write(b"x")
-                self.wfile.flush()
-                time.sleep(0.05)
-        except OSError:
-            pass
+        self.wfile.write(b"x" * 10)
+        self.wfile.flush()
+        time.sleep(5)
 
     def log_message(self, *args):
         pass
 
 
 @pytest.fixture
-def trickling_url():
+def stalled_url():
     import http.server
     import threading
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stall)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/blob.bin"
@@ -359,55 +339,15 @@ def trickling_url():
     server.server_close()
 
 
-def test_a_trickling_mirror_hits_the_deadline_and_the_next_one_is_tried(
-    mirror, trickling_url, monkeypatch
-):
+def test_a_silent_mirror_times_out_and_the_next_one_is_tried(mirror, stalled_url,
+                                                             monkeypatch):
     import time
 
-    monkeypatch.setattr(sources, "DOWNLOAD_DEADLINE_S", 1.0)
+    monkeypatch.setattr(sources, "READ_TIMEOUT_S", 0.5)
     start = time.monotonic()
-    dest = sources.download([trickling_url, mirror["good"]], mirror["dest"], mirror["md5"])
-    assert time.monotonic() - start < 10
+    dest = sources.download([stalled_url, mirror["good"]], mirror["dest"], mirror["md5"])
+    assert time.monotonic() - start < 4
     assert hashlib.md5(dest.read_bytes()).hexdigest() == mirror["md5"]
-    monkeypatch.setattr(sources, "DOWNLOAD_DEADLINE_S", 0.5)
-    with pytest.raises(DatasetNotFoundError, match=r"deadline of 0.5 s"):
-        sources.download([trickling_url], mirror["dest"].with_name("other.bin"), mirror["md5"])
-
-
-def test_large_downloads_show_one_updating_line_on_stdout(mirror, monkeypatch, capsys):
-    monkeypatch.setattr(sources, "PROGRESS_MIN_BYTES", 1000)
-    monkeypatch.setattr(sources, "_CHUNK", 4096)  # the 32 KiB file arrives in 8 pieces
-    sources.download([mirror["good"]], mirror["dest"], mirror["md5"])
-    out, err = capsys.readouterr()
-    progress, final = out.split("\n")[0], out.split("\n")[1]
-    assert err == ""
-    assert progress.startswith("\rDownloading blob.bin:") and progress.count("\r") >= 8
-    assert progress.endswith("0.03 / 0.03 MB (100 %)")
-    assert final.startswith("Downloaded blob.bin from ")
-
-
-def test_small_downloads_print_no_progress(mirror, capsys):
-    sources.download([mirror["good"]], mirror["dest"], mirror["md5"])
-    out = capsys.readouterr().out
-    assert "\r" not in out and out.startswith("Downloaded blob.bin")
-
-
-def test_a_gz_that_inflates_too_far_is_read_in_chunks_and_rejected(nowhere, monkeypatch):
-    expected = 16 + 60000 * 28 * 28
-    bomb = gzip.compress(idx(0x803, (60000, 28, 28), bytes(expected - 16 + (8 << 20))), 1)
-    src = fashion_source(nowhere / "src", {"train-images-idx3-ubyte": bomb})
-    sizes = []
-    real_open = gzip.open
-
-    def tracking_open(*args, **kwargs):
-        f = real_open(*args, **kwargs)
-        real_read = f.read
-        f.read = lambda size=-1: sizes.append(size) or real_read(size)
-        return f
-
-    monkeypatch.setattr(sources.gzip, "open", tracking_open)
-    with pytest.raises(CorruptDatasetError, match="MD5") as caught:
-        sources.locate("fashion_mnist", root=src, download=False)
-    assert str(src / "train-images-idx3-ubyte.gz") in str(caught.value)
-    assert sizes and all(0 <= size <= sources._CHUNK for size in sizes)
-    assert not list((nowhere / "cache").rglob("*train-images-idx3-ubyte*"))  # nor a .part
+    with pytest.raises(DatasetNotFoundError, match="timed out"):
+        sources.download([stalled_url], mirror["dest"].with_name("other.bin"), mirror["md5"])
+    assert [p.name for p in mirror["dest"].parent.iterdir()] == ["blob.bin"]
