@@ -26,7 +26,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_ACCURACY, TARGET_SECONDS = 0.94, 30.0
 # Shifts of up to 2 pixels (the library's default is 4): 28×28 images lose less at the border.
 crop_and_flip = functools.partial(cb.data.random_crop_flip, padding=2)
-conv_bn = cb.models.conv_bn_relu  # 3×3 same-padding convolution, batch norm, ReLU
+
+
+def conv_bn(in_channels: int, out_channels: int) -> nn.Sequential:
+    """3×3 same-padding convolution, batch norm, ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,7 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=64, help="channels of the first stage")
     parser.add_argument("--lr", type=float, default=0.2, help="peak of the one-cycle schedule")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None, help="default: convbook.best_device()")
+    parser.add_argument("--device", default=None, help="default: convbook.train.best_device()")
     parser.add_argument("--smoke", action="store_true",
                         help="CPU check: 1 epoch on 1,024 training / 512 test images, "
                              "width 16, batch 128")
@@ -114,7 +122,7 @@ def train(args: argparse.Namespace, device: torch.device, train_data, test_data)
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    device = torch.device(args.device) if args.device else cb.best_device()
+    device = torch.device(args.device) if args.device else cb.train.best_device()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     train_data, test_data = loaders(args, device)

@@ -24,11 +24,8 @@ def pair(value: IntOrPair, name: str) -> tuple[int, int]:
 
 def pool_geometry(pool_size: IntOrPair, padding: IntOrPair,
                   stride: IntOrPair | None) -> tuple[tuple[int, int], ...]:
-    """``(pool_size, padding, stride)`` as (height, width) pairs, or a clear error.
-
-    The stride defaults to the window; padding may be at most half the window, as in
-    ``nn.MaxPool2d`` (chapter 5).
-    """
+    """``(pool_size, padding, stride)`` as (height, width) pairs, the stride defaulting to
+    the window, padding at most half the window as in ``nn.MaxPool2d`` (chapter 5)."""
     size, pad = pair(pool_size, "pool_size"), pair(padding, "padding")
     step = size if stride is None else pair(stride, "stride")
     if min(size) < 1 or min(step) < 1 or min(pad) < 0:

@@ -1,10 +1,6 @@
-"""Small PyTorch helpers that several convbook modules share, one copy each.
-
-``train``, ``models``, ``explain``, ``check`` and the figures all need to run a model in
-evaluation mode and give it back as it was, to know where a model lives, and to check
-class labels before they index anything; ``models.layer_table`` and ``cb.check.lenet``
-both record each layer's output shape as a model runs.
-"""
+"""Small PyTorch helpers that several convbook modules share, one copy each: evaluation
+mode, a model's device, label checks, and the layer-shape recorder of ``layer_table`` and
+``cb.check.lenet``."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
@@ -43,14 +39,8 @@ def model_device(model: nn.Module) -> torch.device:
 
 def check_labels(labels: Any, num_classes: int | None = None, *, name: str = "labels",
                  count: int | None = None) -> Tensor:
-    """``labels`` as a 1-D int64 tensor of class indices, or an error that says what is wrong.
-
-    One rule wherever class indices enter (``fit``, ``TensorLoader``, figure captions,
-    attribution targets): int64, as ``cross_entropy`` needs; 1-D; ``count`` entries when
-    given; at least 0 and, when ``num_classes`` is given, below it. A Python int list
-    becomes a tensor first. The range is read only from CPU tensors, where it costs no
-    device synchronisation (on a GPU the loss itself rejects a class out of range).
-    """
+    """``labels`` as 1-D int64 class indices (``count`` of them, in ``[0, num_classes)``), or
+    an error that says what is wrong; the range is read from CPU tensors only (no sync)."""
     tensor = labels if isinstance(labels, Tensor) else torch.as_tensor(labels)
     if tensor.dtype != torch.int64 or tensor.ndim != 1:
         raise TypeError(f"{name} must be integer class indices (int64) of shape (N,), got "
@@ -85,13 +75,9 @@ def _shape(value: object) -> tuple[int, ...]:
 
 
 class ShapeRecorder:
-    """Forward hooks that log each of ``modules`` (``(name, module)`` pairs) as it runs.
-
-    ``with ShapeRecorder(modules) as recorder: model(x)`` leaves one :class:`Layer` per
-    call in ``recorder.layers``, in call order, and removes the hooks on exit. While a
-    module runs, ``recorder.running`` is ``(name, module, input shape)``, so the layer
-    that raised an error can be named.
-    """
+    """``with ShapeRecorder(modules) as recorder: model(x)`` leaves one :class:`Layer` per
+    call of the ``(name, module)`` pairs in ``recorder.layers``; ``recorder.running`` is the
+    ``(name, module, input shape)`` of the module running, to name one that fails."""
 
     def __init__(self, modules: Iterable[tuple[str, nn.Module]]) -> None:
         self.layers: list[Layer] = []

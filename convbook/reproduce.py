@@ -1,15 +1,7 @@
-"""convbook.reproduce — what a chapter's numbers depend on: seeds, the machine, and claims.
+"""convbook.reproduce: seeds, the machine a page was computed on, and checked claims.
 
-Every chapter seeds its generators here, says what machine computed its outputs, and
-checks what its prose claims about trained results with :func:`claim`. Trained numbers
-change with the CPU model, the thread count and the seed (a point or so of accuracy
-after a short recipe), so a claim on a page must hold for any of them: CI checks that by
-re-running every chapter with every seed shifted (``CONVBOOK_SEED_SHIFT``) on one thread.
-
-``CONVBOOK_SEED_SHIFT=N`` adds ``N`` to every seed the course uses (:func:`seed`):
-readers may set it to see for themselves how much a result moves from run to run.
-``CONVBOOK_STRICT=1`` (set by ``make test`` and ``make execute``) turns a claim that does
-not hold into an error; without it a reader's run prints one line and goes on.
+``CONVBOOK_SEED_SHIFT=N`` adds ``N`` to every seed of the course; ``CONVBOOK_STRICT=1`` (set
+by ``make test``) turns a claim that does not hold into an error (CONTRIBUTING.md).
 """
 from __future__ import annotations
 
@@ -44,16 +36,12 @@ def seed_shift() -> int:
 
 def seed(base: int) -> int:
     """``base`` plus ``$CONVBOOK_SEED_SHIFT``: every seed of the course goes through here."""
-    if not isinstance(base, int) or isinstance(base, bool):
-        raise TypeError(f"seed must be an int, got {type(base).__name__}")
     return base + seed_shift()
 
 
 def seed_everything(base: int) -> None:
-    """Seed Python's, NumPy's and PyTorch's (CPU and CUDA) generators with :func:`seed`.
-
-    Returns ``None`` so that a chapter's seeding cell prints nothing.
-    """
+    """Seed Python's, NumPy's and PyTorch's (CPU and CUDA) generators with :func:`seed`;
+    returns None, so a chapter's seeding cell prints nothing."""
     value = seed(base)
     random.seed(value)
     np.random.seed(value % 2**32)
@@ -79,10 +67,7 @@ def cpu_model() -> str:
 
 
 def machine() -> None:
-    """Print one line saying what computed the outputs below it (every chapter's top).
-
-    A reader whose numbers differ from the page's sees at once what else differed.
-    """
+    """Print one line saying what computed the outputs below it (every chapter's top)."""
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_model()
     shift = seed_shift()
     print(f"Computed on {device} with {torch.get_num_threads()} threads, "
@@ -91,20 +76,12 @@ def machine() -> None:
 
 
 def claim(holds: bool, statement: str, *, this_run: str = "") -> None:
-    """Check a statement the page makes about a trained result.
-
-    ``holds`` is the check, ``statement`` what the page says, ``this_run`` the run's
-    numbers behind it. In a strict run (``$CONVBOOK_STRICT``, set by ``make test``) a
-    statement that does not hold raises :class:`ClaimError`, so CI fails. In a reader's
-    own run it prints one line instead and the chapter goes on: their machine and seed
-    may move a trained number by a point or so.
-    """
+    """Check ``statement``, what the page says about a trained result: if not ``holds``,
+    raise :class:`ClaimError` in a strict run, else print one line with ``this_run``."""
     if isinstance(holds, torch.Tensor) and holds.numel() == 1:
         holds = holds.item()
     if not isinstance(holds, (bool, np.bool_)):
         raise TypeError(f"claim needs a bool to check, got {type(holds).__name__}")
-    if not isinstance(statement, str) or not statement:
-        raise ValueError("claim needs the page's statement as a non-empty string")
     if holds:
         return
     numbers = f" (this run: {this_run})" if this_run else ""

@@ -1,13 +1,5 @@
-"""How sure is an accuracy? Confidence intervals for accuracies measured on n examples.
-
-An accuracy of 0.9150 on 6,000 test images is one draw: another 6,000 images from the same
-distribution would give a slightly different number. Every chapter that compares two
-accuracies (chapter 1's MLP and CNN, chapter 6's ablation, chapters 8 and 10's augmentation
-runs) prints their 95 % intervals with these helpers, and calls a difference whose own
-interval contains zero "no measurable difference" rather than a win.
-
-The interval is Wilson's score interval: unlike the textbook ``p ± 1.96·sqrt(p(1-p)/n)``,
-it stays inside [0, 1] and keeps its coverage for accuracies near 0 or 1.
+"""convbook.stats: 95 % intervals for accuracies measured on n examples, and for their
+differences (chapters 1 and 6–12), with Wilson's score interval, which stays in [0, 1].
 """
 from __future__ import annotations
 
@@ -19,8 +11,8 @@ import numpy as np
 import torch
 
 __all__ = [
-    "wilson_interval", "accuracy_interval", "format_interval", "difference_interval",
-    "paired_difference_interval", "compare_accuracies", "confusion_matrix", "per_class_accuracy",
+    "accuracy_interval", "format_interval", "difference_interval", "paired_difference_interval",
+    "compare_accuracies", "confusion_matrix", "per_class_accuracy",
 ]
 
 
@@ -31,22 +23,19 @@ def _z(confidence: float) -> float:
     return NormalDist().inv_cdf(0.5 + confidence / 2)
 
 
-def _check_count(n: object) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive whole number of examples, got {n!r}")
-    return n
+def accuracy_interval(accuracy: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson's score interval ``(low, high)`` for an accuracy measured on ``n`` examples.
 
-
-def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval ``(low, high)`` for ``correct`` successes out of ``n`` trials.
-
-    >>> low, high = wilson_interval(915, 1000)
+    >>> low, high = accuracy_interval(0.915, 1000)
     >>> round(low, 4), round(high, 4)
     (0.8961, 0.9307)
     """
-    n = _check_count(n)
-    if isinstance(correct, bool) or not isinstance(correct, int) or not 0 <= correct <= n:
-        raise ValueError(f"correct must be a whole number from 0 to n={n}, got {correct!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive whole number of examples, got {n!r}")
+    accuracy = float(accuracy)
+    if not 0.0 <= accuracy <= 1.0:
+        raise ValueError(f"accuracy must be a fraction in [0, 1], got {accuracy!r}")
+    correct = round(accuracy * n)  # back to a count, so a rounded accuracy gives the same
     z = _z(confidence)
     p = correct / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
@@ -57,19 +46,6 @@ def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[flo
     return low, high
 
 
-def accuracy_interval(accuracy: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """The Wilson interval of an accuracy given as a fraction of ``n`` examples.
-
-    The fraction is turned back into a count, ``round(accuracy * n)``, so an accuracy
-    printed to four decimals gives the same interval as the exact one.
-    """
-    n = _check_count(n)
-    accuracy = float(accuracy)
-    if not 0.0 <= accuracy <= 1.0:
-        raise ValueError(f"accuracy must be a fraction in [0, 1], got {accuracy!r}")
-    return wilson_interval(round(accuracy * n), n, confidence)
-
-
 def format_interval(accuracy: float, n: int, confidence: float = 0.95) -> str:
     """``'0.9150 (95 % CI 0.9077–0.9218, n = 6,000)'``: an accuracy with its interval."""
     low, high = accuracy_interval(accuracy, n, confidence)
@@ -78,12 +54,8 @@ def format_interval(accuracy: float, n: int, confidence: float = 0.95) -> str:
 
 def difference_interval(acc_a: float, n_a: int, acc_b: float, n_b: int,
                         confidence: float = 0.95) -> tuple[float, float]:
-    """Interval ``(low, high)`` for ``acc_a - acc_b`` (Newcombe's method, from two Wilson intervals).
-
-    It treats the two accuracies as measured on independent samples. Two models scored on
-    the *same* test images make correlated errors, which narrows the true interval, so for
-    them this one errs on the side of "no measurable difference".
-    """
+    """Interval ``(low, high)`` for ``acc_a - acc_b`` on independent samples (Newcombe's
+    method); on the same examples it errs towards "no measurable difference"."""
     low_a, high_a = accuracy_interval(acc_a, n_a, confidence)
     low_b, high_b = accuracy_interval(acc_b, n_b, confidence)
     diff = acc_a - acc_b
@@ -108,18 +80,10 @@ def _correctness(values: Sequence[bool] | np.ndarray, name: str) -> np.ndarray:
 def paired_difference_interval(correct_a: Sequence[bool] | np.ndarray,
                                correct_b: Sequence[bool] | np.ndarray,
                                confidence: float = 0.95) -> tuple[float, float]:
-    """Interval ``(low, high)`` for ``acc_a - acc_b`` when both were scored on the same examples.
+    """Interval ``(low, high)`` for ``acc_a - acc_b`` scored on the same examples, from the
+    examples only one model gets right (the Wald interval behind McNemar's test).
 
-    ``correct_a[i]`` says whether model A got example ``i`` right (a bool tensor or array,
-    e.g. ``predictions == labels``). Two models scored on the same images mostly agree, and
-    only the examples where they disagree carry information about their difference: ``b``
-    that only A gets right, ``c`` that only B does. The difference is ``(b - c) / n`` with
-    standard error ``sqrt(b + c - (b - c)**2 / n) / n`` (the Wald interval for paired
-    proportions, the interval behind McNemar's test). It is much narrower than
-    :func:`difference_interval`, which treats the two accuracies as independent samples.
-    Chapter 8 compares two training recipes this way on one validation set. With fewer
-    than ``MIN_DISAGREEMENTS`` disagreements the normal approximation is too narrow to
-    trust, so that raises a ``ValueError``.
+    ``correct_a[i]`` says whether model A got example ``i`` right (``predictions == labels``).
 
     >>> a = [True] * 30 + [False] * 10 + [True] * 960
     >>> b = [False] * 30 + [True] * 10 + [True] * 960
@@ -144,11 +108,8 @@ def paired_difference_interval(correct_a: Sequence[bool] | np.ndarray,
 
 def compare_accuracies(acc_a: float, n_a: int, acc_b: float, n_b: int,
                        names: tuple[str, str] = ("A", "B"), confidence: float = 0.95) -> str:
-    """One sentence comparing two accuracies: each with its interval, then the verdict.
-
-    The verdict reads the interval of the difference: when it contains 0 the run shows
-    "no measurable difference"; otherwise it names the higher one and by how much.
-    """
+    """One sentence: each accuracy with its interval, then "no measurable difference" when
+    the difference's interval contains 0, or which one is higher and by how much."""
     name_a, name_b = names
     low, high = difference_interval(acc_a, n_a, acc_b, n_b, confidence)
     both = (f"{name_a} {format_interval(acc_a, n_a, confidence)}, "
@@ -161,11 +122,8 @@ def compare_accuracies(acc_a: float, n_a: int, acc_b: float, n_b: int,
 
 
 def confusion_matrix(y_true, y_pred, num_classes: int) -> torch.Tensor:
-    """Counts of (true class, predicted class) pairs: an int64 ``(num_classes, num_classes)``.
-
-    Row ``i`` holds the examples whose true class is ``i``; column ``j`` those predicted as
-    ``j``, so the diagonal counts correct predictions (chapters 8–10).
-    """
+    """Counts of (true class, predicted class) pairs, an int64 ``(num_classes, num_classes)``
+    whose diagonal counts the correct predictions (chapters 8–10)."""
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     true, pred = torch.as_tensor(y_true).cpu(), torch.as_tensor(y_pred).cpu()
@@ -184,12 +142,8 @@ def confusion_matrix(y_true, y_pred, num_classes: int) -> torch.Tensor:
 
 
 def per_class_accuracy(cm: torch.Tensor) -> torch.Tensor:
-    """Each class's accuracy (its recall) from a confusion matrix: ``cm.diag() / cm.sum(1)``.
-
-    Row ``i`` of ``cm`` holds the examples whose true class is ``i``, so its diagonal entry
-    over its row sum is the share of class ``i`` predicted correctly (chapters 8–10). A class
-    with no examples has no accuracy: that is an error, not a silent ``nan``.
-    """
+    """Each class's accuracy (its recall), ``cm.diag() / cm.sum(1)`` (chapters 8–10); a class
+    without examples is an error, not a silent ``nan``."""
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
         raise ValueError(f"cm must be a square matrix, got shape {tuple(cm.shape)}")
     counts = cm.sum(dim=1)

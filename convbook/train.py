@@ -1,18 +1,11 @@
-"""convbook.train — the training loop every chapter uses, plus evaluation and checkpoints.
-
-Chapter 6 (LeNet) introduces :func:`fit` as a faster cousin of d2l's ``train_ch6``; the
-book page "How fast is the training loop?" (``speed.md``) explains why it is faster. The
-main idea: the loop never waits for the accelerator inside an epoch. Losses and correct
-counts stay on the device as tensors and are read back once per epoch (or every
-``log_every`` batches), instead of calling ``float(loss)`` after every batch.
+"""convbook.train: ``fit``, ``evaluate``, ``predict`` and checkpoints (chapter 6). ``fit``
+reads its running sums back from the device once per epoch, not every batch (speed.md).
 """
 from __future__ import annotations
 
 import contextlib
-import glob
 import math
 import platform
-import pickle
 import time
 import warnings
 from collections.abc import Iterable
@@ -24,7 +17,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from .sources import atomic_write, remove_stale
+from .sources import atomic_write
 from ._torch import check_labels, check_model, eval_mode, model_device
 
 HISTORY_COLUMNS = (
@@ -36,8 +29,7 @@ def best_device() -> torch.device:
     """The fastest device available: CUDA, then Apple's MPS, then the CPU."""
     if torch.cuda.is_available():
         return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
+    if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
 
@@ -70,22 +62,6 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
-def _make_optimizer(
-    model: nn.Module, optimizer: torch.optim.Optimizer | None, lr: float | None
-) -> torch.optim.Optimizer:
-    """The optimizer given, or plain SGD with learning rate ``lr``."""
-    if (optimizer is None) == (lr is None):
-        raise ValueError("pass an optimizer, or lr to train with plain SGD (not both)")
-    if optimizer is None:
-        if not lr > 0:
-            raise ValueError(f"lr must be positive, got {lr}")
-        return torch.optim.SGD(model.parameters(), lr=lr)
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError("optimizer must be a torch.optim.Optimizer, got "
-                        f"{type(optimizer).__name__}")
-    return optimizer
-
-
 def _checked_losses(losses: list[Tensor], epoch: int, first_batch: int) -> Tensor:
     """The losses on the host (one sync), or a FloatingPointError naming the first
     non-finite one; ``first_batch`` is the 1-based batch number of ``losses[0]``."""
@@ -113,36 +89,26 @@ def last_history() -> pd.DataFrame:
     return pd.DataFrame(_last_rows, columns=list(HISTORY_COLUMNS))
 
 
-def fit(
-    model: nn.Module,
-    train_data: Iterable,
-    val_data: Iterable | None = None,
-    *,
-    epochs: int,
-    optimizer: torch.optim.Optimizer | None = None,
-    lr: float | None = None,
-    loss_fn: nn.Module | None = None,
-    scheduler: Any = None,
-    amp: bool = False,
-    device: torch.device | str | None = None,
-    log_every: int | None = None,
-    verbose: bool = True,
-) -> pd.DataFrame:
-    """Train ``model`` for ``epochs`` passes over ``(X, y)`` batches; return the history.
+def fit(model: nn.Module, train_data: Iterable, val_data: Iterable | None = None, *,
+        epochs: int, optimizer: torch.optim.Optimizer | None = None, lr: float | None = None,
+        loss_fn: nn.Module | None = None, scheduler: Any = None, amp: bool = False,
+        device: torch.device | str | None = None, log_every: int | None = None,
+        verbose: bool = True) -> pd.DataFrame:
+    """Train ``model`` on ``(X, y)`` batches; return one row per epoch (``HISTORY_COLUMNS``).
 
     Pass an ``optimizer``, or ``lr`` for plain SGD; ``scheduler`` steps after every batch;
-    ``amp`` as in :func:`amp_dtype`; ``device=None`` is :func:`best_device`. One row per
-    epoch (``HISTORY_COLUMNS``; ``val_*`` NaN without ``val_data``). A non-finite training
-    loss raises ``FloatingPointError`` naming the epoch and batch. Chapter 6, speed.md.
+    ``amp`` as in :func:`amp_dtype`; ``device=None`` is :func:`best_device`. A non-finite
+    training loss raises ``FloatingPointError`` naming the epoch and batch (chapter 6).
     """
     check_model(model)
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+    if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if log_every is not None and (not isinstance(log_every, int) or log_every < 1):
-        raise ValueError(f"log_every must be a positive int or None, got {log_every!r}")
+    if (optimizer is None) == (lr is None):
+        raise ValueError("pass an optimizer, or lr to train with plain SGD (not both)")
     device = best_device() if device is None else torch.device(device)
     model.to(device)
-    optimizer = _make_optimizer(model, optimizer, lr)
+    if optimizer is None:
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
     dtype = amp_dtype(device, amp)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
@@ -221,71 +187,28 @@ def _evaluate(model: nn.Module, data: Iterable, loss_fn: nn.Module, name: str) -
     return {"loss": loss_sum.item() / n, "accuracy": correct.item() / n}
 
 
-def evaluate(
-    model: nn.Module,
-    data: Iterable,
-    *,
-    loss_fn: nn.Module | None = None,
-    device: torch.device | str | None = None,
-) -> dict[str, float]:
-    """Mean loss and accuracy of ``model`` on ``data`` (batches of ``(X, y)``).
-
-    ``device=None`` evaluates where the model's parameters already are (where :func:`fit`
-    left it); another device moves the model there. Returns ``{"loss", "accuracy"}``.
-    """
+def evaluate(model: nn.Module, data: Iterable, *,
+             loss_fn: nn.Module | None = None) -> dict[str, float]:
+    """Mean loss and accuracy, ``{"loss", "accuracy"}``, of ``model`` on ``(X, y)`` batches,
+    in evaluation mode on the model's device (chapters 6–12)."""
     check_model(model)
-    if device is not None:
-        model.to(torch.device(device))
     return _evaluate(model, data, nn.CrossEntropyLoss() if loss_fn is None else loss_fn, "data")
 
 
-def _image_batches(data_or_images: Tensor | Iterable, batch_size: int) -> Iterable[Tensor]:
-    """Image batches from an images tensor (split along dim 0) or from a loader."""
-    if isinstance(data_or_images, Tensor):
-        if data_or_images.dim() < 2:
-            raise ValueError(
-                "images must be batched, e.g. (N, C, H, W); "
-                f"got shape {tuple(data_or_images.shape)}"
-            )
-        return data_or_images.split(batch_size)
-    if not isinstance(data_or_images, Iterable):
-        raise TypeError(
-            "expected an images tensor or a loader of (X, y) batches, "
-            f"got {type(data_or_images).__name__}"
-        )
-    return (batch[0] if isinstance(batch, (tuple, list)) else batch for batch in data_or_images)
-
-
-def predict(
-    model: nn.Module,
-    data_or_images: Tensor | Iterable,
-    *,
-    batch_size: int = 1024,
-    device: torch.device | str | None = None,
-) -> Tensor:
-    """Predicted class indices (int64, on the CPU) in the order of the input.
-
-    Accepts an images tensor ``(N, ...)``, run in batches of ``batch_size``, or a loader
-    of ``(X, y)`` batches (labels are ignored). ``device`` as in :func:`evaluate`.
-    """
+def predict(model: nn.Module, images: Tensor, *, batch_size: int = 1024) -> Tensor:
+    """Predicted class indices (int64, on the CPU) of an ``(N, ...)`` images tensor, run in
+    batches of ``batch_size`` in evaluation mode on the model's device (chapters 1–11)."""
     check_model(model)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    device = model_device(model) if device is None else torch.device(device)
-    model.to(device)
+    device = model_device(model)
     with eval_mode(model), torch.no_grad():
         chunks = [model(X.to(device, non_blocking=True)).argmax(dim=1)
-                  for X in _image_batches(data_or_images, batch_size)]
-    if not chunks:
-        return torch.empty(0, dtype=torch.int64)
+                  for X in images.split(batch_size)]
     return torch.cat(chunks).cpu()
 
 
 def _plain_metadata(value: Any, name: str) -> Any:
-    """``value`` as data that ``torch.load(weights_only=True)`` reads back, or a TypeError.
-
-    NumPy scalars (``history["val_acc"].max()`` is a ``numpy.float64``) become Python values.
-    """
+    """``value`` with NumPy scalars as Python values, which ``weights_only`` loading reads
+    back (``history["val_acc"].max()`` is a ``numpy.float64``); other types a TypeError."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, (list, tuple)):
@@ -301,63 +224,24 @@ def _plain_metadata(value: Any, name: str) -> Any:
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, **metadata: Any) -> Path:
-    """Save the model's weights, class name and ``metadata`` to ``path``, atomically.
-
-    The file is written to a temporary name in the same folder and renamed with
-    ``os.replace``, so an interrupted save never leaves a half-written checkpoint; the
-    temporaries of saves that were killed are removed on the next save to ``path``.
-    NumPy scalars in ``metadata`` are stored as Python values. Returns the path.
-    """
+    """Save the model's weights, class name and ``metadata`` to ``path``, written whole or
+    not at all (chapters 8 and 12). Returns the path."""
     check_model(model)
-    metadata = {key: _plain_metadata(value, key) for key, value in metadata.items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale(path.parent, f".{glob.escape(path.name)}.*.tmp")
     payload = {
         "model_class": type(model).__name__,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "metadata": metadata,
+        "metadata": {key: _plain_metadata(value, key) for key, value in metadata.items()},
     }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(path, lambda f: torch.save(payload, f), suffix=".tmp")
 
 
-def _state_dict_mismatch(expected: dict[str, Tensor], found: dict[str, Tensor]) -> list[str]:
-    """Human-readable differences between the model's and a checkpoint's state_dict."""
-    problems = []
-    missing = sorted(expected.keys() - found.keys())
-    unexpected = sorted(found.keys() - expected.keys())
-    if missing:
-        problems.append(f"missing keys {missing}")
-    if unexpected:
-        problems.append(f"unexpected keys {unexpected}")
-    for key in sorted(expected.keys() & found.keys()):
-        if expected[key].shape != found[key].shape:
-            problems.append(
-                f"{key}: checkpoint has shape {tuple(found[key].shape)}, "
-                f"model has {tuple(expected[key].shape)}"
-            )
-    return problems
-
-
 def load_checkpoint(model: nn.Module, path: str | Path) -> dict[str, Any]:
-    """Load weights saved by :func:`save_checkpoint` into ``model``; return the metadata.
-
-    Loads with ``weights_only=True`` (no arbitrary code from the file). A checkpoint of
-    another class or with other parameter names/shapes raises a ``ValueError`` that says
-    what differs, before ``model`` is changed.
-    """
+    """Load weights saved by :func:`save_checkpoint` into ``model`` (``weights_only``: no code
+    runs from the file) and return the metadata; another class is refused by name."""
     check_model(model)
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(
-            f"{path} is not a readable convbook checkpoint (empty, truncated, or not written "
-            f"by save_checkpoint): {first_line}"
-        ) from err
+    payload = torch.load(path, map_location="cpu", weights_only=True)
     keys = {"model_class", "state_dict", "metadata"}
     if not isinstance(payload, dict) or not keys <= payload.keys():
         raise ValueError(f"{path} is not a convbook checkpoint (written by save_checkpoint)")
@@ -365,8 +249,5 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> dict[str, Any]:
         raise ValueError(
             f"{path} holds a {payload['model_class']}, but the model is a {type(model).__name__}"
         )
-    problems = _state_dict_mismatch(model.state_dict(), payload["state_dict"])
-    if problems:
-        raise ValueError(f"{path} does not fit this {type(model).__name__}: " + "; ".join(problems))
     model.load_state_dict(payload["state_dict"])
     return payload["metadata"]

@@ -57,12 +57,6 @@ def test_a_shift_that_is_not_a_whole_number_is_refused(monkeypatch, value):
         cb.seed_everything(0)
 
 
-@pytest.mark.parametrize("bad", [1.0, True, "0", None])
-def test_seed_must_be_an_int(bad):
-    with pytest.raises(TypeError, match="seed must be an int"):
-        cb.seed_everything(bad)
-
-
 def test_machine_names_cpu_threads_torch_and_shift(monkeypatch, capsys):
     monkeypatch.setenv(reproduce.SEED_SHIFT_ENV, "2")
     assert cb.machine() is None
@@ -107,9 +101,7 @@ def test_a_claim_needs_a_bool_so_a_typo_cannot_pass_silently(not_a_bool):
         cb.claim(not_a_bool, "something")
 
 
-def test_a_claim_needs_its_statement_and_a_clear_strict_flag(monkeypatch):
-    with pytest.raises(ValueError, match="statement"):
-        cb.claim(True, "")
+def test_a_claim_needs_a_clear_strict_flag(monkeypatch):
     monkeypatch.setenv(reproduce.STRICT_ENV, "maybe")
     with pytest.raises(ValueError, match=r"CONVBOOK_STRICT='maybe'.*1 or 0"):
         cb.claim(False, "the CNN wins")

@@ -11,14 +11,14 @@ from convbook import stats
 
 def test_wilson_matches_newcombes_published_example():
     # Newcombe (1998), Statistics in Medicine 17, 857-872: 81/263 -> 0.2553 to 0.3662.
-    low, high = cb.stats.wilson_interval(81, 263)
+    low, high = cb.stats.accuracy_interval(81 / 263, 263)
     assert (round(low, 4), round(high, 4)) == (0.2553, 0.3662)
 
 
 def test_wilson_stays_inside_zero_one_at_the_extremes():
-    assert cb.stats.wilson_interval(0, 10)[0] == 0.0
-    assert cb.stats.wilson_interval(10, 10)[1] == 1.0
-    low, high = cb.stats.wilson_interval(0, 10)
+    assert cb.stats.accuracy_interval(0.0, 10)[0] == 0.0
+    assert cb.stats.accuracy_interval(1.0, 10)[1] == 1.0
+    low, high = cb.stats.accuracy_interval(0.0, 10)
     assert high == pytest.approx(0.2775, abs=1e-4)
 
 
@@ -26,7 +26,7 @@ def test_wilson_covers_the_true_accuracy_about_95_percent_of_the_time():
     rng = np.random.default_rng(0)
     n, p = 500, 0.9
     counts = rng.binomial(n, p, size=2000)
-    covered = [lo <= p <= hi for lo, hi in (cb.stats.wilson_interval(int(c), n) for c in counts)]
+    covered = [lo <= p <= hi for lo, hi in (cb.stats.accuracy_interval(c / n, n) for c in counts)]
     assert 0.93 <= np.mean(covered) <= 0.97
 
 
@@ -63,9 +63,8 @@ def test_format_interval():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: cb.stats.wilson_interval(11, 10), "correct must be a whole number from 0 to n=10"),
-    (lambda: cb.stats.wilson_interval(5, 0), "n must be a positive whole number"),
-    (lambda: cb.stats.wilson_interval(5.0, 10), "correct must be a whole number"),
+    (lambda: cb.stats.accuracy_interval(0.5, 0), "n must be a positive whole number"),
+    (lambda: cb.stats.accuracy_interval(0.5, 10.0), "n must be a positive whole number"),
     (lambda: cb.stats.accuracy_interval(91.5, 6000), r"accuracy must be a fraction in \[0, 1\]"),
     (lambda: cb.stats.accuracy_interval(0.9, 6000, confidence=95), "confidence must be"),
 ])
@@ -164,3 +163,8 @@ def test_per_class_accuracy_rejects_a_class_without_examples_and_non_square():
         stats.per_class_accuracy(torch.tensor([[3, 0], [0, 0]]))
     with pytest.raises(ValueError, match="square"):
         stats.per_class_accuracy(torch.ones(2, 3))
+
+
+def test_a_rounded_accuracy_gives_the_interval_of_its_count():
+    exact = cb.stats.accuracy_interval(5490 / 6000, 6000)
+    assert cb.stats.accuracy_interval(0.91504, 6000) == exact  # 5490.24 examples: 5490

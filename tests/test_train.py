@@ -233,8 +233,6 @@ def test_scheduler_is_stepped_once_per_batch():
     ({"epochs": 1}, ValueError, "pass an optimizer, or lr"),
     ({"epochs": 1, "lr": 0.1, "optimizer": "sgd"}, ValueError, "not both"),
     ({"epochs": 0, "lr": 0.1}, ValueError, "epochs must be a positive int"),
-    ({"epochs": 1, "lr": -1.0}, ValueError, "lr must be positive"),
-    ({"epochs": 1, "lr": 0.1, "log_every": 0}, ValueError, "log_every"),
 ])
 def test_fit_rejects_bad_arguments(kwargs, error, message):
     train, _ = loaders()
@@ -269,24 +267,14 @@ def test_evaluate_restores_training_mode():
     assert not model.training
 
 
-def test_predict_from_images_and_from_loader():
-    X, y = toy_task(n=250)
+def test_predict_in_batches_equals_one_forward_pass():
+    X, _ = toy_task(n=250)
     model = tiny_net()
     with torch.no_grad():
         expected = model(X).argmax(dim=1)
-    from_images = predict(model, X, batch_size=64)
-    from_loader = predict(model, DataLoader(TensorDataset(X, y), batch_size=64))
-    assert from_images.dtype == torch.int64 and from_images.device.type == "cpu"
-    assert torch.equal(from_images, expected) and torch.equal(from_loader, expected)
-
-
-def test_predict_rejects_bad_input():
-    with pytest.raises(ValueError, match=r"shape \(64,\)"):
-        predict(tiny_net(), torch.zeros(64))
-    with pytest.raises(TypeError, match="int"):
-        predict(tiny_net(), 42)
-    with pytest.raises(ValueError, match="batch_size"):
-        predict(tiny_net(), torch.zeros(2, 1, 8, 8), batch_size=0)
+    predicted = predict(model, X, batch_size=64)
+    assert predicted.dtype == torch.int64 and predicted.device.type == "cpu"
+    assert torch.equal(predicted, expected)
 
 
 @pytest.mark.parametrize("cuda, mps, expected", [
@@ -295,7 +283,7 @@ def test_predict_rejects_bad_input():
 def test_best_device_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
-    assert cb.best_device() == torch.device(expected)
+    assert cb.train.best_device() == torch.device(expected)
 
 
 def test_checkpoint_round_trip_is_atomic(tmp_path):
@@ -334,16 +322,19 @@ def test_load_checkpoint_names_what_differs(tmp_path):
     path = save_checkpoint(nn.Linear(4, 3), tmp_path / "linear.pt")
     with pytest.raises(ValueError, match="holds a Linear, but the model is a Sequential"):
         load_checkpoint(tiny_net(), path)
-    shapes = r"weight: checkpoint has shape \(3, 4\), model has \(5, 4\)"
-    with pytest.raises(ValueError, match=shapes):
+    shapes = r"size mismatch for weight: .*\[3, 4\]\) from checkpoint, .* model is .*\[5, 4\]"
+    with pytest.raises(RuntimeError, match=shapes):
         load_checkpoint(nn.Linear(4, 5), path)
-    with pytest.raises(ValueError, match=r"unexpected keys \['bias'\]"):
+    with pytest.raises(RuntimeError, match=r'Unexpected key\(s\) in state_dict: "bias"'):
         load_checkpoint(nn.Linear(4, 3, bias=False), path)
-    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+    with pytest.raises(FileNotFoundError):
         load_checkpoint(nn.Linear(4, 3), tmp_path / "absent.pt")
+    torch.save(nn.Linear(4, 3).state_dict(), tmp_path / "weights_only.pt")
+    with pytest.raises(ValueError, match="is not a convbook checkpoint"):
+        load_checkpoint(nn.Linear(4, 3), tmp_path / "weights_only.pt")
 
 
-# ------------------------------------------------------------------ hostile inputs
+# ------------------------------------------------------------------ bad input
 
 
 def test_numpy_metadata_is_stored_as_plain_python_values(tmp_path):
@@ -369,41 +360,6 @@ def test_numpy_arrays_in_metadata_are_refused_with_the_fix(tmp_path):
     with pytest.raises(TypeError, match=r"metadata curve is a ndarray.*\.tolist\(\)"):
         save_checkpoint(tiny_net(), tmp_path / "x.pt", curve=np.zeros(3))
     assert list(tmp_path.iterdir()) == []
-
-
-class BadWhenEvaluating(nn.Module):
-    """Cross-entropy times ``bad`` on the ``bad_call``-th validation batch (no_grad calls)."""
-
-    def __init__(self, bad, bad_call):
-        super().__init__()
-        self.bad, self.bad_call, self.calls = bad, bad_call, 0
-
-    def forward(self, logits, y):
-        loss = nn.functional.cross_entropy(logits, y)
-        if torch.is_grad_enabled():
-            return loss
-        self.calls += 1
-        return loss * self.bad if self.calls == self.bad_call else loss
-
-
-@pytest.mark.parametrize("bad, word", [(math.nan, "nan"), (math.inf, "inf")])
-def test_non_finite_validation_loss_is_reported_not_hidden(bad, word, capsys):
-    X, y = toy_task(n=400)
-    val = DataLoader(TensorDataset(X[300:], y[300:]), batch_size=50)
-    history = fit(tiny_net(), [(X[:300], y[:300])], val, epochs=1, lr=0.01, device="cpu",
-                  loss_fn=BadWhenEvaluating(bad, 2))
-    line = capsys.readouterr().out.splitlines()[-1]
-    assert f"| val loss {word} acc " in line, line
-    assert not math.isfinite(history["val_loss"].iloc[0])
-
-
-def test_finite_epoch_line_is_unchanged_by_the_non_finite_report(capsys):
-    X, y = toy_task(n=200)
-    fit(tiny_net(), [(X[:100], y[:100])], [(X[100:], y[100:])], epochs=1, lr=0.01,
-        device="cpu")
-    line = sanitize(capsys.readouterr().out.strip())
-    assert re.fullmatch(r"epoch 1/1  train loss \d\.\d{4} acc \d\.\d{4} \| "
-                        r"val loss \d\.\d{4} acc \d\.\d{4} \| <T> s  <N> ex/s", line), line
 
 
 @pytest.mark.parametrize("labels, error, message", [
@@ -443,39 +399,3 @@ def test_keyboard_interrupt_keeps_the_finished_epochs():
     with pytest.raises(KeyboardInterrupt):
         fit(tiny_net(), train, epochs=5, lr=0.1, loss_fn=InterruptAt(15), device="cpu")
     assert cb.train.last_history()["epoch"].tolist() == [1, 2]
-
-
-@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", None])
-def test_load_checkpoint_names_a_broken_file(content, tmp_path):
-    path = tmp_path / "broken.pt"
-    if content is None:  # a real checkpoint cut in half
-        save_checkpoint(tiny_net(), path)
-        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    else:
-        path.write_bytes(content)
-    with pytest.raises(ValueError, match=rf"{re.escape(str(path))} is not a readable"):
-        load_checkpoint(tiny_net(), path)
-
-
-def test_load_checkpoint_names_a_file_with_other_objects(tmp_path):
-    path = tmp_path / "other.pt"
-    torch.save({"model": tiny_net()}, path)  # a whole module: weights_only refuses it
-    with pytest.raises(ValueError, match=rf"{re.escape(str(path))} is not a readable"):
-        load_checkpoint(tiny_net(), path)
-
-
-def test_save_checkpoint_removes_temporaries_of_killed_saves(tmp_path):
-    import fcntl
-    import os
-
-    stale, live = tmp_path / ".tiny.pt.abc123.tmp", tmp_path / ".tiny.pt.def456.tmp"
-    for path in (stale, live):
-        path.write_bytes(b"half")
-        os.utime(path, (0, 0))
-    holder = open(live, "rb")  # a save still in progress holds its lock
-    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    try:
-        save_checkpoint(tiny_net(), tmp_path / "tiny.pt")
-        assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "tiny.pt"]
-    finally:
-        holder.close()
