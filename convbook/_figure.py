@@ -1,9 +1,5 @@
-"""The base of the course's figure modules: page-sized subplots, tensor checks, captions.
-
-``convbook.plot`` and ``convbook.opfigures`` both draw with these helpers; keeping them
-here, below both, means no figure module imports another's
-private names (and none imports ``plot`` back).
-"""
+"""Helpers of the figure modules ``plot`` and ``opfigures``: page-sized subplots, tensor checks,
+captions."""
 from __future__ import annotations
 
 import math
@@ -61,8 +57,7 @@ def _annotate_cells(ax: Axes, values: torch.Tensor, labels: Sequence[str],
 
 
 def _shading(values: torch.Tensor, signed: bool, default: str) -> dict:
-    """``imshow`` colour arguments: ``default`` cmap, or with ``signed`` the diverging
-    ``RdBu_r`` centred on 0 (red positive, white 0, blue negative), as ``show_kernels``."""
+    """``imshow`` colours: ``default``, or with ``signed`` ``RdBu_r`` centred on 0."""
     if not signed:
         return {"cmap": default}
     limit = values.abs().max().item() or 1.0
@@ -90,19 +85,14 @@ def _display_range(images: torch.Tensor) -> torch.Tensor:
     return (images - low) / (high - low).clamp_min(1e-12)
 
 
-def _captioned_images(images, labels, predictions, class_names, ncols: int):
-    """Checked inputs of an image grid with captions (show_images, show_attribution).
-
-    Returns the ``(N, C, H, W)`` tensor, its pixels ``(N, H, W, C)`` ready for ``imshow``
-    and the labels and predictions as lists of class indices (or None).
-    """
+def _captioned_images(images, labels, predictions, class_names):
+    """The checked ``(N, C, H, W)`` images, their ``(N, H, W, C)`` pixels for ``imshow`` and
+    the labels and predictions as lists (or None): show_images, show_attribution."""
     batch = _as_tensor(images, "images", 4, "(N, C, H, W)")
     n, channels = batch.shape[:2]
     if channels not in (1, 3):
         raise ValueError(f"images must be (N, C, H, W) with C 1 or 3, "
                          f"got shape {tuple(batch.shape)}")
-    if ncols < 1:
-        raise ValueError(f"ncols must be at least 1, got {ncols}")
     k = None if class_names is None else len(class_names)
     labels, predictions = (None if v is None else check_labels(v, k, name=name, count=n).tolist()
                            for v, name in ((labels, "labels"), (predictions, "predictions")))
@@ -114,8 +104,10 @@ def _class_name(index: int, class_names: Sequence[str] | None) -> str:
     return class_names[index] if class_names is not None else str(index)
 
 
-def _caption(label: int | None, prediction: int | None, class_names) -> tuple[str, str]:
-    """Caption text and colour of one image: the prediction, red with the truth when wrong."""
+def _caption(k: int, labels, predictions, class_names) -> tuple[str, str]:
+    """Caption text and colour of image ``k``: the prediction, red with the truth when wrong."""
+    label = None if labels is None else labels[k]
+    prediction = None if predictions is None else predictions[k]
     if prediction is None:
         return ("" if label is None else _class_name(label, class_names)), "black"
     text = _class_name(prediction, class_names)

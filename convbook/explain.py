@@ -1,20 +1,5 @@
-"""convbook.explain — which pixels a trained classifier's decision depends on (chapter 9).
-
-Three standard attribution maps, each ``(H, W)`` per image, larger meaning "matters more":
-
-- ``saliency``: the gradient of the class score (the logit) with respect to the input,
-  in absolute value and maximised over colour channels (Simonyan, Vedaldi and Zisserman,
-  2014). One backward pass; shows where a small change would move the score most.
-- ``occlusion``: how much the class *probability* drops when a square patch of the image is
-  replaced by ``fill``, slid over the image (Zeiler and Fergus, 2014). Many forward passes;
-  shows which regions the decision actually needs.
-- ``grad_cam``: the maps of a named convolutional layer, weighted by how much the class
-  score depends on each map on average, summed, kept where positive and upsampled to the
-  image (Selvaraju et al., 2017). One backward pass; shows which regions the layer's
-  features that raise the score sit in, at the layer's coarser resolution.
-
-Both put the model in evaluation mode (dropout off, batch norm on its running statistics,
-so each image is explained on its own) and restore its mode afterwards.
+"""Which pixels a trained classifier's decision depends on: saliency, occlusion and Grad-CAM
+maps, ``(H, W)`` per image, computed in evaluation mode (chapter 9).
 """
 from __future__ import annotations
 
@@ -28,14 +13,10 @@ __all__ = ["saliency", "occlusion", "grad_cam"]
 
 
 def _images(images, name: str) -> tuple[torch.Tensor, bool]:
-    """``(N, C, H, W)`` float images, and whether a single ``(C, H, W)`` image was given."""
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
-    if images.dim() not in (3, 4) or images.numel() == 0:
-        raise ValueError(f"{name} must be (C, H, W) or (N, C, H, W) and non-empty, "
-                         f"got shape {tuple(images.shape)}")
-    if not images.is_floating_point():
-        raise TypeError(f"{name} must be floating point, got dtype {images.dtype}")
+    """``(N, C, H, W)`` images, and whether a single ``(C, H, W)`` image was given."""
+    if images.dim() not in (3, 4):
+        raise ValueError(f"{name} must be (C, H, W) or (N, C, H, W), got shape "
+                         f"{tuple(images.shape)}")
     single = images.dim() == 3
     return (images[None] if single else images).detach(), single
 
@@ -59,12 +40,8 @@ def _targets(target, scores: torch.Tensor) -> torch.Tensor:
 
 
 def saliency(model: nn.Module, images: torch.Tensor, target=None) -> torch.Tensor:
-    """Gradient saliency: ``|d score[target] / d pixel|``, maximum over channels (chapter 9).
-
-    ``images`` is ``(N, C, H, W)`` (or one ``(C, H, W)`` image); ``target`` is None (each
-    image's predicted class), one class index for all, or one per image. Returns a CPU
-    tensor ``(N, H, W)`` (or ``(H, W)``). The model's own ``.grad`` fields are untouched.
-    """
+    """``|d score[target] / d pixel|``, maximum over channels (Simonyan et al., 2014); target
+    None means each image's predicted class (chapter 9)."""
     batch, single = _images(images, "images")
     with eval_mode(model), torch.enable_grad():
         x = batch.to(model_device(model)).requires_grad_(True)
@@ -83,17 +60,9 @@ def _corners(size: int, patch: int, stride: int) -> list[int]:
 
 @torch.no_grad()
 def occlusion(model: nn.Module, image: torch.Tensor, target=None, *,
-              patch: IntOrPair = 4, stride: IntOrPair = 2, fill: float = 0.0,
-              batch_size: int = 256) -> torch.Tensor:
-    """Occlusion sensitivity: the drop in the target's probability per pixel (chapter 9).
-
-    A ``patch``-sized square of every channel is set to ``fill`` at positions ``stride``
-    apart (the last flush with the border), and the model's softmax probability of
-    ``target`` (default: the predicted class of the intact image) is measured again. Each
-    pixel's value is the mean drop over the patches that covered it: positive where hiding
-    the region hurts the decision, negative where it helps. ``image`` is ``(C, H, W)`` or a
-    batch ``(N, C, H, W)``; returns a CPU tensor ``(H, W)`` or ``(N, H, W)``.
-    """
+              patch: IntOrPair = 4, stride: IntOrPair = 2) -> torch.Tensor:
+    """Per pixel, the mean drop in the target's probability when a patch covering it is
+    zeroed (Zeiler and Fergus, 2014), chapter 9."""
     batch, single = _images(image, "image")
     (ph, pw), (sh, sw) = pair(patch, "patch"), pair(stride, "stride")
     h, w = batch.shape[-2:]
@@ -108,27 +77,19 @@ def occlusion(model: nn.Module, image: torch.Tensor, target=None, *,
         base = scores.softmax(dim=1).gather(1, targets[:, None])[:, 0]
         maps = []
         for n in range(len(x)):
-            drops = torch.cat([
-                base[n] - _scores(model, _occluded(x[n], chunk, (ph, pw), fill))
-                .softmax(dim=1)[:, targets[n]]
-                for chunk in _chunks(corners, batch_size)])
+            occluded = _scores(model, _occluded(x[n], corners, (ph, pw)))
+            drops = base[n] - occluded.softmax(dim=1)[:, targets[n]]
             maps.append(_spread(drops, corners, (ph, pw), (h, w)))
     maps = torch.stack(maps).cpu()
     return maps[0] if single else maps
 
 
-def _chunks(items: list, size: int) -> list[list]:
-    if size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {size}")
-    return [items[k:k + size] for k in range(0, len(items), size)]
-
-
-def _occluded(image: torch.Tensor, corners: list[tuple[int, int]], patch: tuple[int, int],
-              fill: float) -> torch.Tensor:
-    """One copy of ``image`` per corner, with that patch set to ``fill``."""
+def _occluded(image: torch.Tensor, corners: list[tuple[int, int]],
+              patch: tuple[int, int]) -> torch.Tensor:
+    """One copy of ``image`` per corner, with that patch set to zero."""
     copies = image.repeat(len(corners), 1, 1, 1)
     for k, (r, c) in enumerate(corners):
-        copies[k, :, r:r + patch[0], c:c + patch[1]] = fill
+        copies[k, :, r:r + patch[0], c:c + patch[1]] = 0.0
     return copies
 
 
@@ -155,15 +116,8 @@ def _layer(model: nn.Module, layer: str) -> nn.Module:
 
 def grad_cam(model: nn.Module, images: torch.Tensor, target=None, *,
              layer: str) -> torch.Tensor:
-    """Grad-CAM: where the named layer's evidence for the class lies (chapter 9).
-
-    ``layer`` names a module of ``model`` (as ``model.named_modules()`` does, e.g.
-    ``"layers.3"``) whose output ``A`` is ``(N, K, h, w)``, typically the last convolution
-    (or its ReLU). Each map ``A_k`` is weighted by the spatial mean of
-    ``d score[target] / d A_k``; the weighted sum over ``k`` is kept where positive (ReLU)
-    and upsampled bilinearly to the image's ``H × W``. ``images`` and ``target`` are as in
-    :func:`saliency`; returns a CPU tensor ``(N, H, W)`` (or ``(H, W)``), never negative.
-    """
+    """The maps of ``layer`` (a name from ``model.named_modules()``) weighted by their mean
+    gradient, summed, kept where positive, upsampled (Selvaraju et al., 2017): chapter 9."""
     module = _layer(model, layer)
     batch, single = _images(images, "images")
     captured = []

@@ -1,15 +1,7 @@
-"""convbook.opfigures — step-through figures and animations of the operations of chapters 2–5.
+"""Step-through figures and GIFs of the operations of chapters 2–5, published as ``cb.plot.*``.
 
-Each figure is drawn from the tensors a chapter passes in: the windows come from
-:func:`sliding_windows` (below), the output values from ``torch.nn.functional``
-(``conv2d``, ``max_pool2d``, ``avg_pool2d``), so the numbers written in the cells are the
-ones PyTorch computes. A panel is a row of grids (input, kernel, output) joined by
-operator signs, with the sum it computes written underneath; the static figures show one
-panel per output position and the animations play the same panels one after another.
-
-Every cell patch and text carries a ``gid`` ``"<grid>:<role>:<row>,<col>"`` (roles:
-``cell``, ``padding``, ``skipped``, ``done``, ``current``, ``pending``, ``value``,
-``window``, ``max``), which the tests read back to check what a figure shows.
+The numbers in the cells are the ones ``torch.nn.functional`` computes. Every cell patch and
+text carries a ``gid`` ``"<grid>:<role>:<row>,<col>"``, which the tests read back.
 """
 from __future__ import annotations
 
@@ -39,6 +31,7 @@ MIN_CELL = 0.24  # inches: smaller cells would make the numbers unreadable
 MAX_SIDE = 14  # largest (padded) grid side written out cell by cell
 MAX_PANELS = 16  # a step figure with more output positions should be an animation
 MAX_FRAMES = 64  # keeps a GIF small (well under 300 KB)
+MAX_CHANNELS = 4  # channels (input or output) a multi-channel figure shows
 STYLE = {  # role -> (face colour, hatch)
     "cell": ("#e3f2fd", None), "kernel": ("#fff3e0", None), "padding": ("#e0e0e0", "///"),
     "skipped": ("#ffebee", "xx"), "done": ("#e8f5e9", None), "current": ("#ffb74d", None),
@@ -51,11 +44,8 @@ NEG_INF = "−∞"
 
 @dataclass(frozen=True)
 class Window:
-    """One window: the output cell it fills and the padded-input rows and columns it reads.
-
-    Coordinates are in the *padded* input, so with padding ``p`` the original pixel
-    ``(r, c)`` is ``(r + p_h, c + p_w)`` here; a dilated window's rows are ``d`` apart.
-    """
+    """One window: the output cell it fills and the rows and columns of the padded input it
+    reads (a dilated window's rows are ``d`` apart)."""
 
     output: tuple[int, int]
     rows: tuple[int, ...]
@@ -63,30 +53,20 @@ class Window:
 
     @property
     def cells(self) -> list[tuple[int, int]]:
-        """The ``(row, column)`` cells the window covers, row by row (kernel order)."""
+        """The ``(row, column)`` cells the window covers, in kernel order."""
         return [(r, c) for r in self.rows for c in self.cols]
 
 
 def sliding_windows(input_hw: IntOrPair, kernel: IntOrPair, padding: IntOrPair = 0,
                     stride: IntOrPair = 1, dilation: IntOrPair = 1) -> list[Window]:
-    """Every window of a convolution or pooling layer, in output order (row-major).
-
-    Output ``(i, j)`` reads padded rows ``i*s_h + d_h*a`` for ``a < k_h`` and columns
-    ``j*s_w + d_w*b`` for ``b < k_w``, exactly as ``nn.Conv2d`` and ``nn.MaxPool2d`` do,
-    so a step figure and an animation of the same operation cannot disagree. Impossible
-    combinations raise the ``ValueError`` of :func:`convbook.ops.conv_output_shape`.
-    """
+    """Every window of a convolution or pooling layer, in output order (row-major), with
+    the errors of :func:`convbook.ops.conv_output_shape`."""
     out_h, out_w = conv_output_shape(input_hw, kernel, padding, stride, dilation)
     (kh, kw), (sh, sw) = pair(kernel, "kernel"), pair(stride, "stride")
     dh, dw = pair(dilation, "dilation")
     return [Window((i, j), tuple(i * sh + dh * a for a in range(kh)),
                    tuple(j * sw + dw * b for b in range(kw)))
             for i in range(out_h) for j in range(out_w)]
-
-
-def visited_cells(windows: list[Window]) -> set[tuple[int, int]]:
-    """The padded-input cells that at least one window reads; a stride can skip the rest."""
-    return {cell for window in windows for cell in window.cells}
 
 
 @dataclass
@@ -152,8 +132,8 @@ def _extent(parts: Sequence[_Grid | str], caption: str = "") -> tuple[float, flo
 
 def _draw_row(ax: Axes, parts: Sequence[_Grid | str], top: float, caption: str = "",
               width: float | None = None) -> float:
-    """Draw grids left to right, vertically centred in ``width`` (default: their own),
-    signs between, the caption below; return the bottom y."""
+    """Draw grids left to right with signs between, centred in ``width`` (default: their
+    own), the caption below; return the bottom y."""
     own_width, height = _extent(parts, caption)
     width = own_width if width is None else width
     tallest = max(p.shape[0] for p in parts if isinstance(p, _Grid))
@@ -170,6 +150,14 @@ def _draw_row(ax: Axes, parts: Sequence[_Grid | str], top: float, caption: str =
         ax.text(width / 2, top + 1.3 + tallest, caption, ha="center", va="top", fontsize=9,
                 linespacing=1.4, gid="caption")
     return top + height
+
+
+def _joined(grids: list[_Grid], sep: str = " ") -> list[_Grid | str]:
+    """``grids`` with ``sep`` between each two, as a row for :func:`_draw_row`."""
+    parts: list[_Grid | str] = []
+    for grid in grids:
+        parts += [sep, grid]
+    return parts[1:]
 
 
 def _finish_axes(ax: Axes, width: float, height: float, title: str) -> None:
@@ -197,7 +185,7 @@ def _factor(value: float) -> str:
 
 
 @dataclass
-class _Sliding:
+class _StepCase:
     """A single-channel sliding-window operation, ready to draw step by step."""
 
     padded: torch.Tensor  # the input with its padding, as the windows see it
@@ -207,12 +195,11 @@ class _Sliding:
     output: torch.Tensor
     kernel: torch.Tensor | None = None  # None for pooling
     maxima: list[tuple[int, int]] | None = None  # max pooling: the cell each window keeps
-    mode: str = "corr"
 
     def input_roles(self) -> dict[tuple[int, int], str]:
         """Padding cells, and real cells that no window reads (left out by the stride)."""
         (ph, pw), (h, w) = self.padding, self.original
-        visited = visited_cells(self.windows)
+        visited = {cell for window in self.windows for cell in window.cells}
         roles = {}
         for r in range(self.padded.shape[0]):
             for c in range(self.padded.shape[1]):
@@ -226,19 +213,14 @@ class _Sliding:
         """What output ``k`` computes, written with the numbers its window reads."""
         window = self.windows[k]
         values = [self.padded[r, c].item() for r, c in window.cells]
-        i, j = window.output
-        result = _format_number(self.output[i, j].item())
-        if self.mode == "corr":
+        if self.kernel is not None:
             weights = self.kernel.flatten().tolist()
             terms = [f"{_factor(x)}×{_factor(w)}" for x, w in zip(values, weights)]
             total = _format_number(sum(x * w for x, w in zip(values, weights)))
             return f"{_wrap(terms, len(window.cols))} = {total}"
         items = _wrap([_format_number(v) if v > float("-inf") else NEG_INF for v in values],
                       len(window.cols), ", ")
-        if self.mode == "max":
-            return f"max({items}) = {result}"
-        return f"({_wrap([_factor(v) for v in values], len(window.cols))}) / " \
-               f"{len(values)} = {result}"
+        return f"max({items}) = {_format_number(self.output[window.output].item())}"
 
     def parts(self, k: int) -> list[_Grid | str]:
         """Input with window ``k``, kernel (for a correlation), output filled up to ``k``."""
@@ -278,10 +260,7 @@ def _title_width(title: str) -> float:
 
 
 def _matrix(x, name: str) -> torch.Tensor:
-    values = _as_tensor(x, name, 2, "(height, width)")
-    if not torch.isfinite(values).all():
-        raise ValueError(f"{name} must hold finite numbers to be written in the cells")
-    return values
+    return _as_tensor(x, name, 2, "(height, width)")
 
 
 def _check_size(padded_hw: tuple[int, int], what: str) -> None:
@@ -290,39 +269,41 @@ def _check_size(padded_hw: tuple[int, int], what: str) -> None:
                          f"writes out at most {MAX_SIDE} cells a side, so crop it first")
 
 
+def _channels(x, name: str, ndim: int, layout: str) -> torch.Tensor:
+    """``x`` as a float tensor of at most ``MAX_CHANNELS`` channels, ``MAX_SIDE`` cells a side."""
+    values = _as_tensor(x, name, ndim, layout)
+    if max(values.shape[:ndim - 2]) > MAX_CHANNELS:
+        raise ValueError(f"{name} has shape {tuple(values.shape)}; a figure shows at most "
+                         f"{MAX_CHANNELS} channels")
+    _check_size(tuple(values.shape[-2:]), name)
+    return values
+
+
 def _corr_case(X, K, padding: IntOrPair, stride: IntOrPair,
-               dilation: IntOrPair) -> _Sliding:
+               dilation: IntOrPair) -> _StepCase:
     """Check the arguments, pad ``X`` with zeros and compute the output with F.conv2d."""
     X, K = _matrix(X, "X"), _matrix(K, "K")
     pad = pair(padding, "padding")
     windows = sliding_windows(tuple(X.shape), tuple(K.shape), padding, stride, dilation)
     padded = F.pad(X, (pad[1], pad[1], pad[0], pad[0]))
     _check_size(tuple(padded.shape), "X")
-    output = F.conv2d(X[None, None], K[None, None], padding=pad,
-                      stride=pair(stride, "stride"),
-                      dilation=pair(dilation, "dilation"))[0, 0]
-    return _Sliding(padded, pad, tuple(X.shape), windows, output, kernel=K)
+    output = F.conv2d(X[None, None], K[None, None], padding=pad, stride=stride,
+                      dilation=dilation)[0, 0]
+    return _StepCase(padded, pad, tuple(X.shape), windows, output, kernel=K)
 
 
-def _pool_case(X, pool_size: IntOrPair, mode: str, padding: IntOrPair,
-               stride: IntOrPair | None) -> _Sliding:
-    """Pad ``X`` as pooling does (−∞ for max, 0 for average) and pool it with F."""
-    if mode not in ("max", "avg"):
-        raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
+def _pool_case(X, pool_size: IntOrPair, padding: IntOrPair,
+               stride: IntOrPair | None) -> _StepCase:
+    """Pad ``X`` with −∞ as max pooling does and pool it with F.max_pool2d."""
     X = _matrix(X, "X")
     size, pad, step = pool_geometry(pool_size, padding, stride)
     windows = sliding_windows(tuple(X.shape), size, pad, step)
-    fill = float("-inf") if mode == "max" else 0.0
-    padded = F.pad(X, (pad[1], pad[1], pad[0], pad[0]), value=fill)
+    padded = F.pad(X, (pad[1], pad[1], pad[0], pad[0]), value=float("-inf"))
     _check_size(tuple(padded.shape), "X")
-    if mode == "avg":
-        output = F.avg_pool2d(X[None, None], size, step, pad)[0, 0]
-        return _Sliding(padded, pad, tuple(X.shape), windows, output, mode="avg")
     output, index = F.max_pool2d(X[None, None], size, step, pad, return_indices=True)
     width = X.shape[1]
     maxima = [(n // width + pad[0], n % width + pad[1]) for n in index.flatten().tolist()]
-    return _Sliding(padded, pad, tuple(X.shape), windows, output[0, 0], maxima=maxima,
-                    mode="max")
+    return _StepCase(padded, pad, tuple(X.shape), windows, output[0, 0], maxima=maxima)
 
 
 def _settings(padding: IntOrPair, stride, dilation: IntOrPair = 1) -> str:
@@ -332,7 +313,7 @@ def _settings(padding: IntOrPair, stride, dilation: IntOrPair = 1) -> str:
                    if value is not None and value != default)
 
 
-def _steps_figure(case: _Sliding, steps: Sequence[int] | None, title: str) -> Figure:
+def _steps_figure(case: _StepCase, steps: Sequence[int] | None, title: str) -> Figure:
     """One panel per chosen output position (all by default), in rows of up to ``W_out``."""
     n = len(case.windows)
     steps = list(range(n)) if steps is None else list(steps)
@@ -359,7 +340,7 @@ def _steps_figure(case: _Sliding, steps: Sequence[int] | None, title: str) -> Fi
     return fig
 
 
-def _animation(case: _Sliding, title: str) -> Animation:
+def _animation(case: _StepCase, title: str) -> Animation:
     """The step panels as GIF frames, each drawn on a fresh figure of the same size."""
     n = len(case.windows)
     if n > MAX_FRAMES:
@@ -381,15 +362,8 @@ def _animation(case: _Sliding, title: str) -> Animation:
 def show_corr2d_steps(X, K, *, padding: IntOrPair = 0, stride: IntOrPair = 1,
                       dilation: IntOrPair = 1, steps: Sequence[int] | None = None,
                       title: str | None = None) -> Figure:
-    """Cross-correlation one output position at a time (chapters 2 and 3).
-
-    Each panel shows the (zero-padded) input with the kernel's window outlined, the
-    kernel, and the output filled up to that position, with the products and their sum
-    written underneath. Padded cells are grey and hatched; input cells that no window reads
-    (left out by the stride) are hatched red; a dilated window's cells are spread out.
-    ``steps`` picks output positions by row-major index (default: all, at most 16); to
-    see every position of a larger input, use :func:`animate_corr2d`.
-    """
+    """Cross-correlation one output position at a time, padding hatched grey and cells the
+    stride skips hatched red (chapters 2, 3); ``steps`` picks panels (at most 16)."""
     case = _corr_case(X, K, padding, stride, dilation)
     h, w = case.original
     kh, kw = case.kernel.shape
@@ -399,11 +373,8 @@ def show_corr2d_steps(X, K, *, padding: IntOrPair = 0, stride: IntOrPair = 1,
 
 def animate_corr2d(X, K, *, padding: IntOrPair = 0, stride: IntOrPair = 1,
                    dilation: IntOrPair = 1, title: str | None = None) -> Animation:
-    """The kernel window sliding over ``X`` and filling the output, as a GIF (chapters 2, 3).
-
-    One frame per output position (at most 64), each the same panel as in
-    :func:`show_corr2d_steps`. End a notebook cell with the returned object to show it.
-    """
+    """The panels of :func:`show_corr2d_steps`, one per output position (at most 64), as a
+    GIF (chapters 2, 3)."""
     case = _corr_case(X, K, padding, stride, dilation)
     h, w = case.original
     default = f"A {case.kernel.shape[0]} × {case.kernel.shape[1]} kernel sliding over a " \
@@ -411,50 +382,26 @@ def animate_corr2d(X, K, *, padding: IntOrPair = 0, stride: IntOrPair = 1,
     return _animation(case, title or default + _settings(padding, stride, dilation))
 
 
-def show_pool2d_steps(X, pool_size: IntOrPair, *, mode: str = "max", padding: IntOrPair = 0,
+def show_pool2d_steps(X, pool_size: IntOrPair, *, padding: IntOrPair = 0,
                       stride: IntOrPair | None = None, steps: Sequence[int] | None = None,
                       title: str | None = None) -> Figure:
-    """Max or average pooling one window at a time (chapter 5).
-
-    Like :func:`show_corr2d_steps` without a kernel: the window is outlined, the value
-    max pooling keeps (the one ``F.max_pool2d`` returns the index of) is ringed in red,
-    and padding shows as ``−∞`` for max pooling (a padded cell never wins) and 0 for
-    average pooling (which still divides by the full window). ``stride`` defaults to
-    ``pool_size``, as in ``nn.MaxPool2d``; ``steps`` is as in :func:`show_corr2d_steps`.
-    """
-    case = _pool_case(X, pool_size, mode, padding, stride)
+    """Max pooling one window at a time, the kept maximum ringed red and padding ``−∞``
+    (chapter 5)."""
+    case = _pool_case(X, pool_size, padding, stride)
     h, w = case.original
     kh, kw = pair(pool_size, "pool_size")
-    name = "Max" if mode == "max" else "Average"
-    default = f"{name} pooling step by step: {h} × {w} input, {kh} × {kw} window"
+    default = f"Max pooling step by step: {h} × {w} input, {kh} × {kw} window"
     return _steps_figure(case, steps, title or default + _settings(padding, stride))
 
 
-def show_pool2d_backward(X, pool_size: IntOrPair, grad_output=None, *, mode: str = "max",
+def show_pool2d_backward(X, pool_size: IntOrPair, grad_output=None, *,
                          title: str | None = None) -> Figure:
-    """Where the gradient of pooling goes, for non-overlapping windows (chapter 5).
-
-    Top row, the forward pass: ``X`` with its window boundaries drawn and (max pooling)
-    the value each window keeps ringed in red, then the pooled output. Bottom row, the
-    backward pass: the gradient arriving at the output (``grad_output``, default all
-    ones) and the gradient autograd sends back to ``X`` through ``F.max_pool2d`` or
-    ``F.avg_pool2d``. Max pooling passes each window's gradient to its maximum alone;
-    average pooling splits it equally over the window. Cells that get a gradient are
-    orange, the others white.
-    """
-    if mode not in ("max", "avg"):
-        raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
-    X = _matrix(X, "X")
+    """Non-overlapping max pooling forward, and the gradient autograd sends back to ``X``
+    (``grad_output`` defaults to ones): chapter 5."""
+    case = _pool_case(X, pool_size, 0, None)  # checks the arguments, finds the maxima
     size = pair(pool_size, "pool_size")
-    sliding_windows(tuple(X.shape), size, 0, size)  # a clear error if the window is too big
-    _check_size(tuple(X.shape), "X")
-    x = X.clone().requires_grad_()
-    if mode == "max":
-        Y, index = F.max_pool2d(x[None, None], size, return_indices=True)
-        marks = [divmod(n, X.shape[1]) for n in index.flatten().tolist()]
-    else:
-        Y, marks = F.avg_pool2d(x[None, None], size), []
-    Y = Y[0, 0]
+    x = case.padded.clone().requires_grad_()
+    Y = F.max_pool2d(x[None, None], size)[0, 0]
     upstream = torch.ones_like(Y) if grad_output is None else _matrix(grad_output,
                                                                        "grad_output")
     if upstream.shape != Y.shape:
@@ -464,17 +411,14 @@ def show_pool2d_backward(X, pool_size: IntOrPair, grad_output=None, *, mode: str
     grad = x.grad
     received = {(i, j): "current" if grad[i, j] != 0 else "pending"
                 for i in range(grad.shape[0]) for j in range(grad.shape[1])}
-    name = "max" if mode == "max" else "average"
-    rows = [([_Grid("X", "input X", _texts(X), marks=marks), "→",
-              _Grid("Y", f"{name}-pooled Y", _texts(Y), default="done")],
-             "forward: each window keeps its " + ("maximum" if mode == "max" else "mean")),
+    rows = [([_Grid("X", "input X", _texts(case.padded), marks=case.maxima), "→",
+              _Grid("Y", "max-pooled Y", _texts(case.output), default="done")],
+             "forward: each window keeps its maximum"),
             ([_Grid("dX", "gradient for X", _texts(grad), received), "←",
               _Grid("dY", "gradient for Y", _texts(upstream), default="done")],
-             "backward: " + ("all of a window's gradient goes to its maximum"
-                             if mode == "max" else "each cell gets 1/"
-                             f"{size[0] * size[1]} of its window's gradient"))]
-    fig = _rows_figure(rows, title or f"{name.capitalize()} pooling, {size[0]} × {size[1]} "
-                                      "windows: forward and backward")
+             "backward: all of a window's gradient goes to its maximum")]
+    fig = _rows_figure(rows, title or f"Max pooling, {size[0]} × {size[1]} windows: forward "
+                                      "and backward")
     ax, top = fig.axes[0], 0.0
     covered = (Y.shape[0] * size[0], Y.shape[1] * size[1])
     for parts, caption in rows:  # the window boundaries, where _draw_row put the grid
@@ -487,18 +431,6 @@ def show_pool2d_backward(X, pool_size: IntOrPair, grad_output=None, *, mode: str
                     linewidth=2, gid=f"{parts[0].name}:boundary:col{c}")
         top += _extent(parts, caption)[1]
     return fig
-
-
-def _channels(x, name: str, ndim: int, layout: str, limit: int) -> torch.Tensor:
-    values = _as_tensor(x, name, ndim, layout)
-    if not torch.isfinite(values).all():
-        raise ValueError(f"{name} must hold finite numbers to be written in the cells")
-    for size, what in ((values.shape[0], "first"), (values.shape[1] if ndim == 4 else 1,
-                                                     "second")):
-        if size > limit:
-            raise ValueError(f"{name} has {size} entries along its {what} dimension "
-                             f"(shape {tuple(values.shape)}); a figure shows at most {limit}")
-    return values
 
 
 def _position(position: tuple[int, int], shape: torch.Size) -> tuple[int, int]:
@@ -531,34 +463,21 @@ def _highlight(values: torch.Tensor, cell: tuple[int, int]) -> dict[tuple[int, i
 
 def show_corr2d_multi_in(X, K, *, position: tuple[int, int] = (0, 0),
                          title: str | None = None) -> Figure:
-    """Several input channels: one correlation per channel, then their sum (chapter 4).
-
-    ``X`` is ``(C, H, W)`` and ``K`` ``(C, h, w)``, at most 4 channels. Row ``c`` shows
-    ``X[c] ⋆ K[c]`` (``F.conv2d`` of that channel alone); the last row adds the per-channel
-    results into the output. The window and the cell at ``position`` are highlighted,
-    and the caption adds that cell's per-channel values.
-    """
-    X = _channels(X, "X", 3, "(channels, height, width)", 4)
-    K = _channels(K, "K", 3, "(channels, height, width)", 4)
-    if X.shape[0] != K.shape[0]:
-        raise ValueError(f"X has {X.shape[0]} channels (shape {tuple(X.shape)}) but K has "
-                         f"{K.shape[0]} (shape {tuple(K.shape)})")
-    windows = sliding_windows(tuple(X.shape[1:]), tuple(K.shape[1:]))
-    _check_size(tuple(X.shape[1:]), "X")
-    partial = F.conv2d(X[None], K[:, None], groups=X.shape[0])[0]
+    """``X[c] ⋆ K[c]`` for each input channel, then their sum, with the window and output
+    cell at ``position`` highlighted (chapter 4)."""
+    X = _channels(X, "X", 3, "(channels, height, width)")
+    K = _channels(K, "K", 3, "(channels, height, width)")
     total = F.conv2d(X[None], K[None])[0, 0]
+    partial = F.conv2d(X[None], K[:, None], groups=X.shape[0])[0]
     i, j = _position(position, total.shape)
-    window = windows[i * total.shape[1] + j].cells
+    window = [(i + a, j + b) for a in range(K.shape[1]) for b in range(K.shape[2])]
     rows = [([_Grid(f"X{c}", f"input channel {c}", _texts(X[c]), window=window), "⋆",
               _Grid(f"K{c}", f"kernel {c}", _texts(K[c]), default="kernel"), "=",
               _Grid(f"P{c}", f"channel {c} result", _texts(partial[c]),
                     _highlight(partial[c], (i, j)))], "") for c in range(X.shape[0])]
-    sums: list[_Grid | str] = []
-    for c in range(X.shape[0]):
-        sums += [_Grid(f"S{c}", f"channel {c}", _texts(partial[c]),
-                       _highlight(partial[c], (i, j))), "+"]
-    sums[-1] = "="
-    sums.append(_Grid("Y", "output", _texts(total), _highlight(total, (i, j))))
+    sums = _joined([_Grid(f"S{c}", f"channel {c}", _texts(partial[c]),
+                          _highlight(partial[c], (i, j))) for c in range(X.shape[0])], "+")
+    sums += ["=", _Grid("Y", "output", _texts(total), _highlight(total, (i, j)))]
     values = " + ".join(_factor(v) for v in partial[:, i, j].tolist())
     rows.append((sums, f"output ({i}, {j}) = {values} = {_format_number(total[i, j].item())}"))
     return _rows_figure(rows, title or f"{X.shape[0]} input channels: correlate each, "
@@ -566,31 +485,17 @@ def show_corr2d_multi_in(X, K, *, position: tuple[int, int] = (0, 0),
 
 
 def show_corr2d_multi_out(X, K, *, title: str | None = None) -> Figure:
-    """Several output channels: one stack of kernels per output channel (chapter 4).
-
-    ``X`` is ``(C_in, H, W)`` and ``K`` ``(C_out, C_in, h, w)``, at most 4 of each. The
-    first row is the input; row ``o`` is kernel stack ``K[o]`` and output channel ``o``,
-    ``Y[o] = X[0] ⋆ K[o, 0] + X[1] ⋆ K[o, 1] + ...``, computed by ``F.conv2d``.
-    """
-    X = _channels(X, "X", 3, "(channels, height, width)", 4)
-    K = _channels(K, "K", 4, "(out_channels, in_channels, height, width)", 4)
-    if X.shape[0] != K.shape[1]:
-        raise ValueError(f"X has {X.shape[0]} channels (shape {tuple(X.shape)}) but K "
-                         f"expects {K.shape[1]} (shape {tuple(K.shape)})")
-    sliding_windows(tuple(X.shape[1:]), tuple(K.shape[2:]))
-    _check_size(tuple(X.shape[1:]), "X")
+    """The input, then one row per output channel ``o``: kernel stack ``K[o]`` and output
+    channel ``Y[o]`` (chapter 4)."""
+    X = _channels(X, "X", 3, "(channels, height, width)")
+    K = _channels(K, "K", 4, "(out_channels, in_channels, height, width)")
     Y = F.conv2d(X[None], K)[0]
-    inputs: list[_Grid | str] = []
-    for c in range(X.shape[0]):
-        inputs += [_Grid(f"X{c}", f"input channel {c}", _texts(X[c])), " "]
-    rows = [(inputs[:-1], "")]
+    rows = [(_joined([_Grid(f"X{c}", f"input channel {c}", _texts(X[c]))
+                      for c in range(X.shape[0])]), "")]
     for o in range(K.shape[0]):
-        stack: list[_Grid | str] = []
-        for c in range(K.shape[1]):
-            stack += [_Grid(f"K{o},{c}", f"K[{o}, {c}]", _texts(K[o, c]),
-                            default="kernel"), " "]
-        stack[-1] = "→"
-        stack.append(_Grid(f"Y{o}", f"output channel {o}", _texts(Y[o]), default="done"))
+        stack = _joined([_Grid(f"K{o},{c}", f"K[{o}, {c}]", _texts(K[o, c]), default="kernel")
+                         for c in range(K.shape[1])])
+        stack += ["→", _Grid(f"Y{o}", f"output channel {o}", _texts(Y[o]), default="done")]
         terms = " + ".join(f"X[{c}] ⋆ K[{o}, {c}]" for c in range(K.shape[1]))
         rows.append((stack, f"output channel {o} = {terms}"))
     return _rows_figure(rows, title or f"{K.shape[0]} output channels: one stack of "
@@ -599,37 +504,28 @@ def show_corr2d_multi_out(X, K, *, title: str | None = None) -> Figure:
 
 def show_conv1x1(X, K, *, position: tuple[int, int] = (0, 0),
                  title: str | None = None) -> Figure:
-    """A 1×1 convolution as the same linear map applied at every pixel (chapter 4).
-
-    ``X`` is ``(C_in, H, W)`` and ``K`` ``(C_out, C_in, 1, 1)``. At ``position`` the
-    pixel's ``C_in`` channel values form a vector ``x``; the output's ``C_out`` values
-    there are ``W x`` with ``W = K[:, :, 0, 0]``, and ``F.conv2d`` gives the same ``W x``
-    at every other pixel.
-    """
-    X = _channels(X, "X", 3, "(channels, height, width)", 4)
-    K = _channels(K, "K", 4, "(out_channels, in_channels, 1, 1)", 4)
+    """A 1×1 convolution as the matrix ``W = K[:, :, 0, 0]`` applied to the channel vector
+    at ``position``, and at every other pixel (chapter 4)."""
+    X = _channels(X, "X", 3, "(channels, height, width)")
+    K = _channels(K, "K", 4, "(out_channels, in_channels, 1, 1)")
     if K.shape[2:] != (1, 1) or X.shape[0] != K.shape[1]:
         raise ValueError(f"K must be (C_out, {X.shape[0]}, 1, 1) for X of shape "
                          f"{tuple(X.shape)}, got {tuple(K.shape)}")
-    _check_size(tuple(X.shape[1:]), "X")
     Y = F.conv2d(X[None], K)[0]
     i, j = _position(position, X.shape[1:])
-    inputs: list[_Grid | str] = []
-    for c in range(X.shape[0]):
-        inputs += [_Grid(f"X{c}", f"input channel {c}", _texts(X[c]), window=[(i, j)]), " "]
+    inputs = _joined([_Grid(f"X{c}", f"input channel {c}", _texts(X[c]), window=[(i, j)])
+                      for c in range(X.shape[0])])
     weights = K[:, :, 0, 0]
     product = [_Grid("W", "W", _texts(weights), default="kernel"), "·",
                _Grid("x", "x", _texts(X[:, i, j, None])), "=",
                _Grid("y", "y", _texts(Y[:, i, j, None]), default="current")]
-    outputs: list[_Grid | str] = []
-    for o in range(Y.shape[0]):
-        outputs += [_Grid(f"Y{o}", f"output channel {o}", _texts(Y[o]),
-                          _highlight(Y[o], (i, j))), " "]
+    outputs = _joined([_Grid(f"Y{o}", f"output channel {o}", _texts(Y[o]),
+                             _highlight(Y[o], (i, j))) for o in range(Y.shape[0])])
     h, w = X.shape[1:]
-    rows = [(inputs[:-1], ""),
+    rows = [(inputs, ""),
             (product, f"x = X[:, {i}, {j}], W = K[:, :, 0, 0], y = Y[:, {i}, {j}] = W x\n"
                       f"the same W mixes the channels at each of the {h} × {w} pixels"),
-            (outputs[:-1], "")]
+            (outputs, "")]
     return _rows_figure(rows, title or f"A 1 × 1 convolution: {K.shape[1]} channels in, "
                                        f"{K.shape[0]} out, at pixel ({i}, {j})")
 
@@ -641,13 +537,9 @@ VOLUME_FACE = {"input": "cell", "kernel": "kernel", "output": "done"}  # colours
 
 
 def _shape(values, name: str, length: int, layout: str) -> tuple[int, ...]:
-    """``values`` (a tuple, ``torch.Size`` or a tensor's shape) as positive ints, or an error."""
-    try:
-        shape = tuple(values.shape) if isinstance(values, torch.Tensor) else tuple(values)
-    except TypeError:
-        shape = ()
-    if (len(shape) != length or not all(isinstance(n, int) and not isinstance(n, bool)
-                                        for n in shape) or min(shape) < 1):
+    """``values`` (a tuple or ``torch.Size``) as ``length`` sizes from 1 to ``MAX_VOLUME``."""
+    shape = tuple(values) if isinstance(values, (tuple, list)) else ()
+    if len(shape) != length or min(shape) < 1:
         raise ValueError(f"{name} must be {length} positive sizes {layout}, got {values!r}")
     if max(shape) > MAX_VOLUME:
         raise ValueError(f"{name} {shape} has a side above {MAX_VOLUME}; a volume figure "
@@ -655,24 +547,23 @@ def _shape(values, name: str, length: int, layout: str) -> tuple[int, ...]:
     return shape
 
 
+def _oblique(left: float, top: float, col: float, row: float,
+             depth: float) -> tuple[float, float]:
+    """Where ``(col, row)`` of channel ``depth`` lands in a volume drawn at ``(left, top)``."""
+    return left + col + depth * DEPTH_X, top - row + depth * DEPTH_Y
+
+
 def _volume(ax: Axes, name: str, shape: tuple[int, int, int], left: float, top: float,
             marked: Sequence[tuple[int, int]] = ()) -> None:
-    """A ``(C, H, W)`` block of cells in oblique projection, channel 0 at the front.
-
-    Draws the visible faces cell by cell: the front face (``H × W`` cells of channel 0,
-    gid ``"<name>:front:<i>,<j>"``; cells in ``marked`` in the highlight colour), the top
-    face (``C × W``, ``"<name>:top:<c>,<j>"``) and the right face (``C × H``,
-    ``"<name>:side:<c>,<i>"``). ``(left, top)`` is the front face's top-left corner.
-    """
+    """A ``(C, H, W)`` block of cells, channel 0 in front (``marked`` cells highlighted);
+    gids ``"<name>:front:<i>,<j>"``, ``"<name>:top:<c>,<j>"``, ``"<name>:side:<c>,<i>"``."""
     channels, h, w = shape
     face = STYLE[VOLUME_FACE[name]][0]
 
-    def point(col: float, row: float, depth: float) -> tuple[float, float]:
-        return left + col + depth * DEPTH_X, top - row + depth * DEPTH_Y
-
     def cell(corners, role: str, a: int, b: int, colour: str) -> None:
-        ax.add_patch(Polygon([point(*c) for c in corners], closed=True, facecolor=colour,
-                             edgecolor="#78909c", linewidth=0.7, gid=f"{name}:{role}:{a},{b}"))
+        ax.add_patch(Polygon([_oblique(left, top, *c) for c in corners], closed=True,
+                             facecolor=colour, edgecolor="#78909c", linewidth=0.7,
+                             gid=f"{name}:{role}:{a},{b}"))
 
     for i in range(h):
         for j in range(w):
@@ -693,43 +584,27 @@ def _wire_box(ax: Axes, left: float, top: float, col: int, row: int,
     """The outline of the ``(C, h, w)`` block at ``(row, col)`` inside a volume drawn at
     ``(left, top)``: its front face solid, the edges inside the volume dashed."""
     depth, h, w = size
-
-    def point(c: float, r: float, d: float) -> tuple[float, float]:
-        return left + c + d * DEPTH_X, top - r + d * DEPTH_Y
-
     front = [(col, row, 0), (col + w, row, 0), (col + w, row + h, 0), (col, row + h, 0)]
     back = [(c, r, depth) for c, r, _ in front]
-    ax.add_patch(Polygon([point(*p) for p in front], closed=True, facecolor=WINDOW,
-                         alpha=0.2, edgecolor="none", gid=f"{gid}:fill"))
-    ax.add_patch(Polygon([point(*p) for p in front], closed=True, fill=False,
-                         edgecolor=WINDOW, linewidth=2.2, gid=f"{gid}:front"))
+    corners = [_oblique(left, top, *p) for p in front]
+    ax.add_patch(Polygon(corners, closed=True, facecolor=WINDOW, alpha=0.2, edgecolor="none",
+                         gid=f"{gid}:fill"))
+    ax.add_patch(Polygon(corners, closed=True, fill=False, edgecolor=WINDOW, linewidth=2.2,
+                         gid=f"{gid}:front"))
     edges = [(front[k], back[k]) for k in range(4)] + \
             [(back[k], back[(k + 1) % 4]) for k in range(4)]
     for k, (a, b) in enumerate(edges):
-        (x0, y0), (x1, y1) = point(*a), point(*b)
+        (x0, y0), (x1, y1) = _oblique(left, top, *a), _oblique(left, top, *b)
         ax.plot([x0, x1], [y0, y1], color=WINDOW, linewidth=1.2, linestyle="--",
                 gid=f"{gid}:edge:{k}")
 
 
 def show_conv_volume(input_shape, weight_shape, *, position: tuple[int, int] = (0, 0),
                      title: str | None = None) -> Figure:
-    """A convolution layer in 3-D: input volume, one kernel block, output volume (chapter 4).
-
-    ``input_shape`` is ``(C, H, W)`` and ``weight_shape`` the layer's weight shape
-    ``(C_out, C, kh, kw)`` (tuples, ``torch.Size`` or tensors, whose shapes are used).
-    The input is drawn as a block of ``C`` channels, channel 0 at the front; the window
-    at ``position`` (the output row and column) is outlined as a ``C × kh × kw`` block
-    through every channel; next to it the kernel block ``K[0]`` of the same shape; then
-    the output, ``C_out`` channels (computed by ``F.conv2d`` on the meta device, stride 1
-    and no padding), with the value the two blocks produce highlighted in channel 0.
-    """
+    """A convolution layer in 3-D: the ``(C, H, W)`` input with the window at ``position``
+    outlined, one kernel block of the weight shape, the output volume (chapter 4)."""
     channels, h, w = _shape(input_shape, "input_shape", 3, "(C, H, W)")
     c_out, c_in, kh, kw = _shape(weight_shape, "weight_shape", 4, "(C_out, C_in, kh, kw)")
-    if c_in != channels:
-        raise ValueError(f"weight_shape {(c_out, c_in, kh, kw)} expects {c_in} input channels "
-                         f"but input_shape {(channels, h, w)} has {channels}")
-    if kh > h or kw > w:
-        raise ValueError(f"the {kh} × {kw} kernel is larger than the {h} × {w} input")
     out = F.conv2d(torch.empty(1, channels, h, w, device="meta"),
                    torch.empty(c_out, c_in, kh, kw, device="meta")).shape[1:]
     i, j = _position(position, out[1:])

@@ -1,11 +1,5 @@
-"""convbook.plot — the course's figures, headless-safe and sized for the book's page.
-
-Every function builds a new figure with ``plt.subplots``, titles and labels it, and
-returns the ``matplotlib.figure.Figure``; nothing calls ``plt.show``. In a notebook, end
-the line with ``;`` and the inline backend shows the figure exactly once. Figures are at
-most 9 inches wide at 100 dpi, so they stay legible at the book's ~700 px text width.
-
-The confusion matrix itself is computed by :func:`convbook.stats.confusion_matrix`.
+"""The course's figures: each function returns a new titled ``Figure``, at most 9 inches wide
+at 100 dpi, and never calls ``plt.show``.
 """
 from __future__ import annotations
 
@@ -19,45 +13,26 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
 from ._figure import DPI, MAX_WIDTH, WRONG  # noqa: F401 (cb.plot's page constants)
-from ._figure import (
-    ANNOTATE_LIMIT, _annotate_cells, _as_tensor, _caption, _captioned_images, _format_number,
-    _grid,
-    _shading, _subplots,
-)
-from .opfigures import (
-    animate_corr2d, show_conv1x1, show_corr2d_multi_in,
-    show_conv_volume, show_corr2d_multi_out, show_corr2d_steps, show_pool2d_backward,
-    show_pool2d_steps,
-)
+from ._figure import (ANNOTATE_LIMIT, _annotate_cells, _as_tensor, _caption, _captioned_images,
+                      _format_number, _grid, _shading, _subplots)
+from .models import count_parameters, layer_table
+from .opfigures import (animate_corr2d, show_conv1x1, show_conv_volume, show_corr2d_multi_in,
+                        show_corr2d_multi_out, show_corr2d_steps, show_pool2d_backward,
+                        show_pool2d_steps)
 
 __all__ = [
-    "show_matrix",
-    "show_images",
-    "show_feature_maps",
-    "show_kernels",
-    "plot_history",
-    "plot_confusion_matrix",
-    "plot_architecture",
-    "show_channel_stats",
-    "show_attribution",
+    "show_matrix", "show_images", "show_feature_maps", "show_kernels", "plot_history",
+    "plot_confusion_matrix", "plot_architecture", "show_channel_stats", "show_attribution",
     # the step-through figures of chapters 2-5, drawn by convbook.opfigures
-    "animate_corr2d", "show_conv1x1", "show_conv_volume",
-    "show_corr2d_multi_in", "show_corr2d_multi_out", "show_corr2d_steps",
-    "show_pool2d_backward", "show_pool2d_steps",
+    "animate_corr2d", "show_conv1x1", "show_conv_volume", "show_corr2d_multi_in",
+    "show_corr2d_multi_out", "show_corr2d_steps", "show_pool2d_backward", "show_pool2d_steps",
 ]
 
 
 def show_matrix(X, title: str | None = None, annotate: bool = True, *,
                 signed: bool = False) -> Figure:
-    """A small 2-D tensor as a shaded grid with its numbers written in (chapters 2–5).
-
-    Shows inputs, kernels and outputs of cross-correlation and pooling the way d2l prints
-    them, but as a picture. Integers are written without ``.0``, other values with at most
-    two decimals. Numbers are written only when ``annotate`` and the matrix is at most
-    ``ANNOTATE_LIMIT`` cells on each side; larger matrices get a colour bar instead.
-    Darker blue means larger; with ``signed``, red is positive, blue negative, white 0,
-    so the sign of an edge map or kernel reads at a glance (chapter 2).
-    """
+    """A 2-D tensor as a shaded grid with its numbers written in (up to 16 a side), or with
+    a colour bar; ``signed`` shades red positive, blue negative (chapters 2, 3, 5)."""
     values = _as_tensor(X, "X", 2, "(rows, columns)")
     h, w = values.shape
     cell = min(0.55, MAX_WIDTH / max(w, 1), 6.0 / max(h, 1))
@@ -81,24 +56,17 @@ def show_matrix(X, title: str | None = None, annotate: bool = True, *,
 
 def show_images(images, labels=None, *, class_names: Sequence[str] | None = None,
                 predictions=None, ncols: int = 8, title: str | None = None) -> Figure:
-    """A grid of images with their labels, or predictions (wrong ones in red): chapters 1, 6–9.
-
-    ``images`` is ``(N, C, H, W)`` with ``C`` 1 (grayscale) or 3 (RGB), either in [0, 1] or
-    normalised (then each image is rescaled to its own range for display). ``labels`` and
-    ``predictions`` are class indices, named through ``class_names`` when given. A wrong
-    prediction's caption is red and also names the true class.
-    """
-    batch, pixels, labels, predictions = _captioned_images(
-        images, labels, predictions, class_names, ncols)
+    """``(N, C, H, W)`` images (normalised ones rescaled for display) captioned with their
+    labels or predictions, wrong ones red with the truth (chapters 1, 6–10, 12)."""
+    batch, pixels, labels, predictions = _captioned_images(images, labels, predictions,
+                                                           class_names)
     n, channels = batch.shape[:2]
     captions = labels is not None or predictions is not None
     fig, axes = _grid(n, ncols, cell=1.2, row_height=1.45 if captions else 1.05)
     for index, ax in enumerate(axes):
         ax.imshow(pixels[index].squeeze(-1) if channels == 1 else pixels[index],
                   cmap="gray" if channels == 1 else None, vmin=0, vmax=1)
-        label = None if labels is None else labels[index]
-        prediction = None if predictions is None else predictions[index]
-        text, colour = _caption(label, prediction, class_names)
+        text, colour = _caption(index, labels, predictions, class_names)
         ax.set_title(text, fontsize=9, color=colour)
         ax.axis("off")
     fig.suptitle(title or f"{n} images")
@@ -107,12 +75,8 @@ def show_images(images, labels=None, *, class_names: Sequence[str] | None = None
 
 
 def show_feature_maps(maps, title: str | None = None, *, signed: bool = False) -> Figure:
-    """The channels of one example's activations, ``(C, H, W)``, side by side (chapters 2–6).
-
-    Each map gets its own colour scale (bright = strong response), because what matters is
-    where a channel responds, not how its scale compares with its neighbours'. With
-    ``signed``, each map is centred on 0 instead: red positive, white 0, blue negative.
-    """
+    """One example's ``(C, H, W)`` activations side by side, each map on its own colour scale
+    (``signed``: centred on 0), chapters 2 and 6."""
     values = _as_tensor(maps, "maps", 3, "(C, H, W); for a batch pass maps[0]")
     channels = values.shape[0]
     fig, axes = _grid(channels, 8, cell=1.3, row_height=1.2)
@@ -125,28 +89,16 @@ def show_feature_maps(maps, title: str | None = None, *, signed: bool = False) -
     return fig
 
 
-def _kernel_grid(n_out: int, n_in: int) -> tuple[int, int, list[tuple[int, int]]]:
-    """Grid rows, columns and the (out, in) kernel in each cell, row-major.
-
-    One row per output channel and one column per input channel; a single input channel
-    (a first layer) instead wraps its kernels into rows of up to eight.
-    """
-    if n_in == 1:
-        ncols = min(n_out, 8)
-        return math.ceil(n_out / ncols), ncols, [(o, 0) for o in range(n_out)]
-    return n_out, n_in, [(o, i) for o in range(n_out) for i in range(n_in)]
-
-
 def show_kernels(weight, title: str | None = None) -> Figure:
-    """Convolution weights ``(out, in, kh, kw)`` as a grid of small images (chapters 2, 6).
-
-    One row per output channel, one column per input channel (a first layer's kernels wrap
-    into rows). All kernels share one colour scale centred on zero (red positive, blue
-    negative), shown by the colour bar, so their strengths can be compared.
-    """
+    """Convolution weights ``(out, in, kh, kw)`` as a grid of small images on one colour scale
+    centred on zero (chapters 2, 6)."""
     values = _as_tensor(weight, "weight", 4, "(out_channels, in_channels, kh, kw)")
     n_out, n_in = values.shape[:2]
-    nrows, ncols, cells = _kernel_grid(n_out, n_in)
+    if n_in == 1:  # a first layer: its kernels wrap into rows of up to eight
+        ncols = min(n_out, 8)
+        nrows, cells = math.ceil(n_out / ncols), [(o, 0) for o in range(n_out)]
+    else:
+        nrows, ncols, cells = n_out, n_in, [(o, i) for o in range(n_out) for i in range(n_in)]
     cell = min(0.9, (MAX_WIDTH - 1.4) / ncols, 7.0 / nrows)
     fig, axes = _subplots(nrows, ncols, cell * ncols + 1.4, cell * nrows + 0.8,
                           layout="constrained")
@@ -171,26 +123,34 @@ def show_kernels(weight, title: str | None = None) -> Figure:
     return fig
 
 
-def _plot_metric(ax: Axes, history: pd.DataFrame, metric: str, label: str) -> None:
+TRAIN_LABEL = "train (running mean over the epoch)"
+VAL_LABEL = "validation (end of the epoch)"
+
+
+def _plot_metric(ax: Axes, history: pd.DataFrame, metric: str, label: str,
+                 train_label: str) -> None:
     """Train and (when present) validation curves of one metric on one panel."""
     marker = "o" if len(history) <= 30 else None
-    ax.plot(history["epoch"], history[f"train_{metric}"], marker=marker, label="train")
+    ax.plot(history["epoch"], history[f"train_{metric}"], marker=marker, label=train_label)
     val = f"val_{metric}"
     if val in history and history[val].notna().any():
-        ax.plot(history["epoch"], history[val], marker=marker, linestyle="--", label="validation")
+        ax.plot(history["epoch"], history[val], marker=marker, linestyle="--", label=VAL_LABEL)
     ax.set_xlabel("epoch")
     ax.set_ylabel(label)
     ax.set_title(label)
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
-    ax.legend()
 
 
-def plot_history(history: pd.DataFrame, title: str | None = None) -> Figure:
+def plot_history(history: pd.DataFrame, title: str | None = None, *,
+                 train_label: str = TRAIN_LABEL) -> Figure:
     """Loss and accuracy per epoch from the DataFrame ``convbook.train.fit`` returns.
 
     Needs the columns ``epoch``, ``train_loss`` and ``train_acc``; ``val_loss`` and
-    ``val_acc`` are drawn dashed when present and not all NaN (chapters 6–10).
+    ``val_acc`` are drawn dashed when present and not all NaN (chapters 6–10). The legend
+    sits below both panels, so it hides no data, and names what each curve measures:
+    ``fit``'s train numbers are a running mean over the epoch while the weights change,
+    validation is measured once at the end of the epoch.
     """
     if not isinstance(history, pd.DataFrame):
         raise TypeError(f"history must be a pandas DataFrame, got {type(history).__name__}")
@@ -198,20 +158,19 @@ def plot_history(history: pd.DataFrame, title: str | None = None) -> Figure:
     if missing or history.empty:
         raise ValueError(f"history needs rows and the columns epoch, train_loss, train_acc; "
                          f"missing columns {missing}, {len(history)} rows")
-    fig, axes = _subplots(1, 2, 8.5, 3.4)
-    _plot_metric(axes[0, 0], history, "loss", "loss")
-    _plot_metric(axes[0, 1], history, "acc", "accuracy")
+    fig, axes = _subplots(1, 2, 8.5, 3.6)
+    _plot_metric(axes[0, 0], history, "loss", "loss", train_label)
+    _plot_metric(axes[0, 1], history, "acc", "accuracy", train_label)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(handles), fontsize=8)
     fig.suptitle(title or "Training history")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 
 def plot_confusion_matrix(cm, class_names: Sequence[str], title: str | None = None) -> Figure:
-    """A confusion matrix from :func:`convbook.stats.confusion_matrix` as a heat map with its numbers.
-
-    Counts are written as integers, fractions with two decimals, so a normalised float
-    matrix can be passed too (chapters 8–10).
-    """
+    """A confusion matrix of counts or fractions as a heat map with its numbers (chapters
+    8–10)."""
     counts = _as_tensor(cm, "cm", 2, "(num_classes, num_classes)")
     k = counts.shape[0]
     if counts.shape[1] != k or len(class_names) != k:
@@ -219,8 +178,6 @@ def plot_confusion_matrix(cm, class_names: Sequence[str], title: str | None = No
                          f"{tuple(counts.shape)} and {len(class_names)} class names")
     if not torch.isfinite(counts).all():
         raise ValueError("cm must hold finite values, found NaN or infinity")
-    if counts.min() < 0:
-        raise ValueError(f"cm must not hold negative values, found {_format_number(counts.min())}")
     integers = torch.equal(counts, counts.round())
     labels = [str(int(v)) if integers else f"{v:.2f}" for v in counts.flatten().tolist()]
     fig, axes = _subplots(1, 1, 1.6 + 0.62 * k, 1.4 + 0.55 * k)
@@ -254,16 +211,8 @@ def _shape_text(shape: tuple[int, ...]) -> str:
 
 
 def plot_architecture(model, input_shape: Sequence[int], title: str | None = None) -> Figure:
-    """A top-down box diagram of a model's layers with their output shapes (chapters 6 and 10).
-
-    One box per row of :func:`convbook.models.layer_table`, coloured by kind (convolution,
-    pooling, normalisation, activation, linear); beside each box its output shape (batch
-    dimension dropped) and parameter count. ``input_shape`` is as for ``layer_table``.
-    Operations a model calls as functions (CifarNet's ``F.relu``) are not modules, so they
-    get no box.
-    """
-    from .models import count_parameters, layer_table
-
+    """A box per row of :func:`convbook.models.layer_table`, with its output shape and
+    parameters (chapters 6, 10)."""
     table = layer_table(model, input_shape)
     shape = tuple(input_shape) if len(input_shape) != 3 else (1, *input_shape)
     rows = [("input", _shape_text(shape), "", "#ffffff")] + [
@@ -291,20 +240,10 @@ def plot_architecture(model, input_shape: Sequence[int], title: str | None = Non
     return fig
 
 
-
 def show_channel_stats(activations: Mapping[str, torch.Tensor],
                        title: str | None = None) -> Figure:
-    """Each channel's mean ± standard deviation, one panel per layer output (chapter 6).
-
-    ``activations`` maps a panel title to a layer's output, ``(N, C, H, W)`` or ``(N, C)``;
-    the statistics of a channel are taken over the batch (and the positions), as batch
-    normalisation takes them. The panels share their y-axis, so one sees at a glance
-    whether the channels sit on a common scale: what batch norm enforces and a plain
-    layer does not.
-    """
-    if not isinstance(activations, Mapping) or not activations:
-        raise ValueError("activations must be a non-empty mapping of title -> (N, C, ...) "
-                         f"tensor, got {type(activations).__name__} {activations!r:.60}")
+    """Each channel's mean ± standard deviation over the batch, one panel per ``{title:
+    (N, C[, H, W]) tensor}`` entry, on a shared y-axis (chapter 6)."""
     stats = {}
     for name, values in activations.items():
         tensor = torch.as_tensor(values).detach().cpu().float()
@@ -331,8 +270,6 @@ def show_channel_stats(activations: Mapping[str, torch.Tensor],
 def _attribution_rows(maps, map_name: str, n: int, size: tuple[int, int]) -> dict:
     """``maps`` as ``{name: (N, H, W) tensor}``, each checked against the images."""
     rows = dict(maps) if isinstance(maps, Mapping) else {map_name: maps}
-    if not rows:
-        raise ValueError("maps must be an (N, H, W) tensor or a non-empty mapping of them")
     for name, values in rows.items():
         rows[name] = _as_tensor(values, f"maps[{name!r}]", 3, "(N, H, W)")
         if tuple(rows[name].shape) != (n, *size):
@@ -342,8 +279,7 @@ def _attribution_rows(maps, map_name: str, n: int, size: tuple[int, int]) -> dic
 
 
 def _attribution_scale(values: torch.Tensor) -> dict:
-    """One colour scale for all maps of a kind: 0..max in ``viridis`` for magnitudes,
-    else red positive / blue negative, symmetric about 0 (occlusion can be negative)."""
+    """One colour scale per kind: 0..max in ``viridis``, or ``RdBu_r`` about 0 when negative."""
     top = values.abs().max().item() or 1.0
     if values.min() >= 0:
         return {"cmap": "viridis", "vmin": 0.0, "vmax": top}
@@ -352,56 +288,34 @@ def _attribution_scale(values: torch.Tensor) -> dict:
 
 def show_attribution(images, maps, *, labels=None, predictions=None,
                      class_names: Sequence[str] | None = None, map_name: str = "attribution",
-                     ncols: int = 8, title: str | None = None) -> Figure:
-    """Each image above its attribution maps, one row per kind of map (chapter 9).
-
-    ``images`` is ``(N, C, H, W)`` (C 1 or 3); ``maps`` is ``(N, H, W)`` (one kind, named
-    ``map_name``) or a mapping ``{name: (N, H, W)}`` from :mod:`convbook.explain`, e.g.
-    saliency beside Grad-CAM. All maps of one kind share one colour scale, read off the
-    colour bar labelled with its name, so their sizes can be compared across images: a map
-    that is never negative runs from 0 to its largest value; one with negative values is
-    red for positive, blue for negative, symmetric about 0. On a one-channel image's maps a
-    grey line outlines where the image is brighter than 0.5 (a digit's strokes, say).
-    Captions name the prediction, in red with the true class when it is wrong (as in
-    :func:`show_images`).
-    """
-    batch, pixels, labels, predictions = _captioned_images(
-        images, labels, predictions, class_names, ncols)
+                     title: str | None = None) -> Figure:
+    """Each image above its ``(N, H, W)`` maps from :mod:`convbook.explain` (or ``{name:
+    maps}``), one shared colour scale per kind of map (chapter 9)."""
+    batch, pixels, labels, predictions = _captioned_images(images, labels, predictions,
+                                                           class_names)
     n, channels, h, w = batch.shape
     rows = _attribution_rows(maps, map_name, n, (h, w))
-    ncols = min(ncols, n)
-    groups, kinds = math.ceil(n / ncols), len(rows)
-    cell = min(1.1, (MAX_WIDTH - 1.6) / ncols)
-    fig, axes = _subplots(groups * (kinds + 1), ncols, cell * ncols + 1.6,
-                          groups * (kinds + 1) * cell * 1.2 + 0.6, layout="constrained")
+    cell = min(1.1, (MAX_WIDTH - 1.6) / n)
+    fig, axes = _subplots(len(rows) + 1, n, cell * n + 1.6, (len(rows) + 1) * cell * 1.2 + 0.6,
+                          layout="constrained")
     scales = {name: _attribution_scale(values) for name, values in rows.items()}
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    for k in range(n, groups * ncols):  # the last group's unused panels
-        for r in range(kinds + 1):
-            fig.delaxes(axes[(k // ncols) * (kinds + 1) + r, k % ncols])
     for k in range(n):
-        first_row, column = (k // ncols) * (kinds + 1), k % ncols
-        top = axes[first_row, column]
-        top.imshow(pixels[k].squeeze(-1) if channels == 1 else pixels[k],
-                   cmap="gray" if channels == 1 else None, vmin=0, vmax=1)
-        text, colour = _caption(None if labels is None else labels[k],
-                                None if predictions is None else predictions[k], class_names)
-        top.set_title(text, fontsize=8, color=colour)
-        if column == 0:
-            top.set_ylabel("image", fontsize=8)
+        axes[0, k].imshow(pixels[k].squeeze(-1) if channels == 1 else pixels[k],
+                          cmap="gray" if channels == 1 else None, vmin=0, vmax=1)
+        text, colour = _caption(k, labels, predictions, class_names)
+        axes[0, k].set_title(text, fontsize=8, color=colour)
         for r, (name, values) in enumerate(rows.items(), start=1):
-            ax = axes[first_row + r, column]
-            ax.imshow(values[k].numpy(), **scales[name])
+            axes[r, k].imshow(values[k].numpy(), **scales[name])
             if channels == 1:  # the strokes' outline, so the map reads against the image
-                ax.contour(pixels[k][..., 0], levels=[0.5], colors="grey", linewidths=0.6)
-            if column == 0:
-                ax.set_ylabel(name, fontsize=8)
-    for r, name in enumerate(rows, start=1):
-        row_axes = [axes[g * (kinds + 1) + r, c] for g in range(groups) for c in range(ncols)
-                    if g * ncols + c < n]
-        fig.colorbar(row_axes[0].images[0], ax=row_axes, shrink=0.9, label=name)
+                axes[r, k].contour(pixels[k][..., 0], levels=[0.5], colors="grey",
+                                   linewidths=0.6)
+    for r, name in enumerate(["image", *rows]):
+        axes[r, 0].set_ylabel(name, fontsize=8)
+        if r:
+            fig.colorbar(axes[r, 0].images[0], ax=list(axes[r]), shrink=0.9, label=name)
     names = " and ".join(rows)
     fig.suptitle(title or f"{names[0].upper()}{names[1:]} maps of {n} images")
     return fig

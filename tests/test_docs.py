@@ -13,19 +13,14 @@ now has one home, and these tests fail when a copy comes back or a link points n
 from __future__ import annotations
 
 import re
-import sys
-from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import data_setup  # noqa: E402  (scripts/ is not a package)
-
-from convbook import sources, stats  # noqa: E402
+import data_setup
+from conftest import ROOT
+from convbook import sources, stats
 
 PAGES = sorted(ROOT.glob("*.md"))
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))

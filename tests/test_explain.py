@@ -1,7 +1,6 @@
 """Tests of convbook.explain and its figure: a model that only looks at the top-left quadrant
 must light up that quadrant and nothing else, for saliency and for occlusion; Grad-CAM
 against a hand computation on a tiny network; show_attribution's shared scales."""
-import matplotlib.pyplot as plt
 import pytest
 import torch
 from torch import nn
@@ -35,12 +34,6 @@ class QuadrantNet(nn.Module):
 
     def forward(self, x):
         return self.linear(self.drop(self.norm(x)).flatten(1))
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
 
 
 def _quadrant_mask() -> torch.Tensor:
@@ -129,8 +122,6 @@ def test_occlusion_covers_the_border_when_the_stride_does_not_divide_the_size():
 
 @pytest.mark.parametrize("call, error, message", [
     (lambda m: explain.saliency(m, torch.rand(SIZE, SIZE)), ValueError, r"\(C, H, W\)"),
-    (lambda m: explain.saliency(m, torch.ones(1, 1, SIZE, SIZE, dtype=torch.long)), TypeError,
-     "floating point"),
     (lambda m: explain.saliency(m, torch.rand(2, 1, SIZE, SIZE), target=2), ValueError,
      r"\[0, 2\)"),
     (lambda m: explain.saliency(m, torch.rand(2, 1, SIZE, SIZE), target=[0, 1, 0]), ValueError,
@@ -238,11 +229,10 @@ def test_show_attribution_draws_each_kind_of_map_on_one_shared_scale_with_a_colo
 def test_show_attribution_rows_of_two_kinds_and_a_signed_scale():
     images = torch.rand(10, 3, SIZE, SIZE)
     signed = torch.randn(10, SIZE, SIZE)
-    fig = plot.show_attribution(images, {"saliency": signed.abs(), "occlusion": signed},
-                                ncols=4)
+    fig = plot.show_attribution(images, {"saliency": signed.abs(), "occlusion": signed})
     assert fig.get_suptitle() == "Saliency and occlusion maps of 10 images"
     panels = [ax for ax in fig.axes if ax.images]
-    assert len(panels) == 30  # 10 images, each with two maps; unused panels removed
+    assert len(panels) == 30  # 10 images, each with two maps
     limit = signed.abs().max().item()
     occlusion = [ax for ax in panels if ax.images[0].get_cmap().name == "RdBu_r"]
     assert len(occlusion) == 10
