@@ -13,7 +13,7 @@ export PYTHONHASHSEED := 0
 # machine no longer slows small-batch training twentyfold.
 export OMP_WAIT_POLICY := PASSIVE
 # glibc keeps freed memory for reuse instead of handing every block over 32 MB back to the
-# kernel: chapter 7's full-batch steps (54,000 images at once) otherwise spend more time in
+# kernel: chapter 8's full-batch steps (54,000 images at once) otherwise spend more time in
 # page faults than in arithmetic. Same results; benchmarks/allocator.py measures it.
 export MALLOC_MMAP_MAX_ := 0
 export MALLOC_TRIM_THRESHOLD_ := 100000000000

@@ -1,6 +1,6 @@
-"""Does glibc's allocator setting in the Makefile speed up chapter 7's full-batch training?
+"""Does glibc's allocator setting in the Makefile speed up chapter 8's full-batch training?
 
-Chapter 7 reproduces a tutorial that trains ``convbook.models.ApparelCNN`` on all 54,000
+Chapter 8 reproduces a tutorial that trains ``convbook.models.ApparelCNN`` on all 54,000
 training images at once: every activation is a block of hundreds of megabytes. glibc's
 ``malloc`` hands each block over 32 MB back to the kernel when it is freed, so the next
 step's allocation page-faults through the same memory again, zeroed. The Makefile exports
@@ -71,7 +71,7 @@ def markdown(steps: int, baseline: dict, tuned: dict, busy: str) -> str:
                     f"| {result['page_faults']:,} |")
     speedup = sum(baseline["seconds"][1:]) / sum(tuned["seconds"][1:])
     return "\n".join([
-        f"| allocator ({steps} full-batch steps of chapter 7) | s per step after the first "
+        f"| allocator ({steps} full-batch steps of chapter 8) | s per step after the first "
         "| s in the kernel | page faults |",
         "| --- | ---: | ---: | ---: |",
         *rows,

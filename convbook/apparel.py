@@ -1,8 +1,8 @@
 """Fashion-MNIST in the format of the "Identify the Apparels" practice competition.
 
-Chapter 7 follows a tutorial written for that competition, whose data arrives as one PNG
+Chapter 8 follows a tutorial written for that competition, whose data arrives as one PNG
 per image plus CSV files. :func:`write_competition` recreates that layout from the official
-Fashion-MNIST files, and :func:`score_submission` plays the leaderboard (chapter 8).
+Fashion-MNIST files, and :func:`score_submission` plays the leaderboard (chapter 9).
 
 Layout written under ``folder``::
 

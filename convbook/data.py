@@ -116,7 +116,7 @@ def normalize(images: torch.Tensor, name: str) -> torch.Tensor:
 
 class TensorLoader:
     """Mini-batches sliced from tensors on one device, reshuffled every epoch: a drop-in
-    for ``DataLoader`` when the dataset fits in memory (chapters 1 and 6-12; ``speed.md``).
+    for ``DataLoader`` when the dataset fits in memory (chapters 1 and 6-13; ``speed.md``).
 
     The shuffle is seeded once from ``seed`` (:func:`convbook.reproduce.generator`), so a
     re-run repeats every epoch's order. ``transform`` is applied to each image batch.
@@ -178,7 +178,7 @@ class TensorLoader:
 
 def shift(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     """``images`` moved ``dy`` pixels down and ``dx`` right (negative: up, left), zero-filled
-    (chapters 1, 2, 5 and 9 ask whether an answer moves with its input)."""
+    (chapters 1, 2, 5 and 10 ask whether an answer moves with its input)."""
     h, w = images.shape[-2:]
     if abs(dy) >= h or abs(dx) >= w:
         raise ValueError(f"a shift of ({dy}, {dx}) moves a {h}x{w} image out of its frame")
@@ -192,7 +192,7 @@ def random_crop_flip(
     images: torch.Tensor, padding: int = 4, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Each image of the batch ``(N, C, H, W)`` shifted by up to ``padding`` pixels (a random
-    crop of the zero-padded image) and mirrored with probability 1/2 (chapters 8 and 10-12).
+    crop of the zero-padded image) and mirrored with probability 1/2 (chapters 9 and 11-13).
 
     Random numbers come from ``generator`` (on the CPU), or torch's global one.
     """
@@ -238,7 +238,7 @@ def train_val_split(
 def cifar10_split(
     *, seed: int = 0, root: str | Path | None = None, download: bool | None = None
 ) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
-    """CIFAR-10's 60,000 images merged and split 48,000/6,000/6,000 as in chapter 10's
+    """CIFAR-10's 60,000 images merged and split 48,000/6,000/6,000 as in chapter 11's
     tutorial: ``((Xtr, ytr), (Xval, yval), (Xte, yte))``, the same on every machine."""
     train = _raw_tensors("cifar10", True, root=root, download=download)
     test = _raw_tensors("cifar10", False, root=root, download=download)

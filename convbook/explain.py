@@ -1,5 +1,5 @@
 """Which pixels a trained classifier's decision depends on: saliency, occlusion and Grad-CAM
-maps, ``(H, W)`` per image, computed in evaluation mode (chapter 9).
+maps, ``(H, W)`` per image, computed in evaluation mode (chapter 10).
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def _targets(target, scores: torch.Tensor) -> torch.Tensor:
 
 def saliency(model: nn.Module, images: torch.Tensor, target=None) -> torch.Tensor:
     """``|d score[target] / d pixel|``, maximum over channels (Simonyan et al., 2014); target
-    None means each image's predicted class (chapter 9)."""
+    None means each image's predicted class (chapter 10)."""
     batch, single = _images(images, "images")
     with eval_mode(model), torch.enable_grad():
         x = batch.to(model_device(model)).requires_grad_(True)
@@ -62,7 +62,7 @@ def _corners(size: int, patch: int, stride: int) -> list[int]:
 def occlusion(model: nn.Module, image: torch.Tensor, target=None, *,
               patch: IntOrPair = 4, stride: IntOrPair = 2) -> torch.Tensor:
     """Per pixel, the mean drop in the target's probability when a patch covering it is
-    zeroed (Zeiler and Fergus, 2014), chapter 9."""
+    zeroed (Zeiler and Fergus, 2014), chapter 10."""
     batch, single = _images(image, "image")
     (ph, pw), (sh, sw) = pair(patch, "patch"), pair(stride, "stride")
     h, w = batch.shape[-2:]
@@ -117,7 +117,7 @@ def _layer(model: nn.Module, layer: str) -> nn.Module:
 def grad_cam(model: nn.Module, images: torch.Tensor, target=None, *,
              layer: str) -> torch.Tensor:
     """The maps of ``layer`` (a name from ``model.named_modules()``) weighted by their mean
-    gradient, summed, kept where positive, upsampled (Selvaraju et al., 2017): chapter 9."""
+    gradient, summed, kept where positive, upsampled (Selvaraju et al., 2017): chapter 10."""
     module = _layer(model, layer)
     batch, single = _images(images, "images")
     captured = []

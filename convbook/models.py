@@ -2,7 +2,7 @@
 ``layer_table`` to inspect them (chapter 6).
 
 The classic networks follow their sources exactly; ``ModernLeNet`` and ``SmallCNN`` are the
-course's improvements, ``PlainBlock``, ``ResidualBlock`` and ``ResNet`` chapter 11's.
+course's improvements, ``PlainBlock``, ``ResidualBlock`` and ``ResNet`` chapter 12's.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ __all__ = ["MLP", "LeNet", "ModernLeNet", "ApparelCNN", "ConvNet", "CifarNet", "
 
 class MLP(nn.Module):
     """Flatten, then a Linear–ReLU pair per entry of ``hidden`` and a Linear to the logits:
-    chapter 1's baseline (and the apparel tutorial's, chapter 7)."""
+    chapter 1's baseline (and the apparel tutorial's, chapter 8)."""
 
     def __init__(self, in_features: int = 784, hidden: Sequence[int] = (256,),
                  num_classes: int = 10) -> None:
@@ -62,7 +62,7 @@ class LeNet(nn.Module):
 
 
 class ModernLeNet(nn.Module):
-    """LeNet's layer sizes with batch norm, ReLU and max pooling (chapter 6); layers that
+    """LeNet's layer sizes with batch norm, ReLU and max pooling (chapter 7); layers that
     batch norm follows have no bias, since its shift makes one redundant."""
 
     def __init__(self) -> None:
@@ -83,7 +83,7 @@ class ModernLeNet(nn.Module):
 
 
 class ApparelCNN(nn.Module):
-    """The "Identify the Apparels" tutorial's tiny CNN as published: chapter 7's start."""
+    """The "Identify the Apparels" tutorial's tiny CNN as published: chapter 8's start."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -101,7 +101,7 @@ class ApparelCNN(nn.Module):
 
 
 class ConvNet(nn.Module):
-    """The MNIST tutorial's ``ConvNet`` (chapter 9): two unpadded 3×3 convolutions and three
+    """The MNIST tutorial's ``ConvNet`` (chapter 10): two unpadded 3×3 convolutions and three
     linear layers, no pooling; ``self.layers`` is the tutorial's attribute name."""
 
     def __init__(self) -> None:
@@ -121,7 +121,7 @@ class ConvNet(nn.Module):
 
 class CifarNet(nn.Module):
     """The CIFAR-10 tutorial's ``Net`` with its attribute names and one shared pooling
-    module: chapter 10's baseline (53 % in the tutorial)."""
+    module: chapter 11's baseline (53 % in the tutorial)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -146,7 +146,7 @@ def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class SmallCNN(nn.Module):
-    """The course's stronger small CNN (chapters 8 and 10–12): conv–BN–ReLU stages of widths
+    """The course's stronger small CNN (chapters 9 and 11–13): conv–BN–ReLU stages of widths
     ``width``, ``2·width``, ``4·width`` and global average pooling, for any input size."""
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32) -> None:
@@ -169,7 +169,7 @@ class SmallCNN(nn.Module):
 
 class PlainBlock(nn.Module):
     """Two 3×3 conv–BN layers and a ReLU, ``ReLU(F(x))``: a residual block without its
-    shortcut (chapter 11). ``stride=2`` in the first convolution halves the size."""
+    shortcut (chapter 12). ``stride=2`` in the first convolution halves the size."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__()
@@ -189,7 +189,7 @@ class PlainBlock(nn.Module):
 
 
 class ResidualBlock(PlainBlock):
-    """He et al.'s (2016) basic block, ``ReLU(F(x) + shortcut(x))`` (chapter 11): the
+    """He et al.'s (2016) basic block, ``ReLU(F(x) + shortcut(x))`` (chapter 12): the
     shortcut is the identity, or a 1×1 conv–BN projection where the shape changes."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
@@ -207,7 +207,7 @@ class ResidualBlock(PlainBlock):
 
 
 class ResNet(nn.Module):
-    """A small CIFAR-style ResNet (chapter 11): a conv–BN–ReLU stem, one stage of
+    """A small CIFAR-style ResNet (chapter 12): a conv–BN–ReLU stem, one stage of
     ``blocks_per_stage`` blocks per entry of ``widths`` (each later stage halves the size),
     global average pooling and a linear layer. ``shortcuts=False``: the same network of
     :class:`PlainBlock` s. The defaults have 8 weight layers and 78,042 parameters.

@@ -1,4 +1,4 @@
-"""convbook.ops: the convolution, pooling and batch-norm operations of chapters 2–6, by hand.
+"""convbook.ops: the convolution, pooling and batch-norm operations of chapters 2–7, by hand.
 
 Each public function first checks its arguments: the checks at the end of this file wrap
 the functions, so ``inspect.getsource`` shows the bare code the chapters print.
@@ -87,7 +87,7 @@ def pool2d(X, pool_size, mode="max", padding=(0, 0), stride=None):
 def batch_norm(X, gamma, beta, moving_mean, moving_var, *, training, eps=1e-5,
                momentum=0.1):
     """Batch norm of (N, C) or (N, C, H, W) activations per channel, as ``nn.BatchNorm``
-    computes it (chapter 6); returns ``(Y, new_moving_mean, new_moving_var)``."""
+    computes it (chapter 7); returns ``(Y, new_moving_mean, new_moving_var)``."""
     dims, shape = ((0,), (1, -1)) if X.dim() == 2 else ((0, 2, 3), (1, -1, 1, 1))
     if training:
         mean, var = X.mean(dim=dims), X.var(dim=dims, correction=0)

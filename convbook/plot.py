@@ -57,7 +57,7 @@ def show_matrix(X, title: str | None = None, annotate: bool = True, *,
 def show_images(images, labels=None, *, class_names: Sequence[str] | None = None,
                 predictions=None, ncols: int = 8, title: str | None = None) -> Figure:
     """``(N, C, H, W)`` images (normalised ones rescaled for display) captioned with their
-    labels or predictions, wrong ones red with the truth (chapters 1, 6–10, 12)."""
+    labels or predictions, wrong ones red with the truth (chapters 1, 6–11, 13)."""
     batch, pixels, labels, predictions = _captioned_images(images, labels, predictions,
                                                            class_names)
     n, channels = batch.shape[:2]
@@ -76,7 +76,7 @@ def show_images(images, labels=None, *, class_names: Sequence[str] | None = None
 
 def show_feature_maps(maps, title: str | None = None, *, signed: bool = False) -> Figure:
     """One example's ``(C, H, W)`` activations side by side, each map on its own colour scale
-    (``signed``: centred on 0), chapters 2 and 6."""
+    (``signed``: centred on 0), chapters 2 and 7."""
     values = _as_tensor(maps, "maps", 3, "(C, H, W); for a batch pass maps[0]")
     channels = values.shape[0]
     fig, axes = _grid(channels, 8, cell=1.3, row_height=1.2)
@@ -91,7 +91,7 @@ def show_feature_maps(maps, title: str | None = None, *, signed: bool = False) -
 
 def show_kernels(weight, title: str | None = None) -> Figure:
     """Convolution weights ``(out, in, kh, kw)`` as a grid of small images on one colour scale
-    centred on zero (chapters 2, 6)."""
+    centred on zero (chapters 2, 7)."""
     values = _as_tensor(weight, "weight", 4, "(out_channels, in_channels, kh, kw)")
     n_out, n_in = values.shape[:2]
     if n_in == 1:  # a first layer: its kernels wrap into rows of up to eight
@@ -147,7 +147,7 @@ def plot_history(history: pd.DataFrame, title: str | None = None, *,
     """Loss and accuracy per epoch from the DataFrame ``convbook.train.fit`` returns.
 
     Needs the columns ``epoch``, ``train_loss`` and ``train_acc``; ``val_loss`` and
-    ``val_acc`` are drawn dashed when present and not all NaN (chapters 6–10). The legend
+    ``val_acc`` are drawn dashed when present and not all NaN (chapters 6–11). The legend
     sits below both panels, so it hides no data, and names what each curve measures:
     ``fit``'s train numbers are a running mean over the epoch while the weights change,
     validation is measured once at the end of the epoch.
@@ -212,7 +212,7 @@ def _shape_text(shape: tuple[int, ...]) -> str:
 
 def plot_architecture(model, input_shape: Sequence[int], title: str | None = None) -> Figure:
     """A box per row of :func:`convbook.models.layer_table`, with its output shape and
-    parameters (chapters 6, 10)."""
+    parameters (chapters 6, 11)."""
     table = layer_table(model, input_shape)
     shape = tuple(input_shape) if len(input_shape) != 3 else (1, *input_shape)
     rows = [("input", _shape_text(shape), "", "#ffffff")] + [
@@ -243,7 +243,7 @@ def plot_architecture(model, input_shape: Sequence[int], title: str | None = Non
 def show_channel_stats(activations: Mapping[str, torch.Tensor],
                        title: str | None = None) -> Figure:
     """Each channel's mean ± standard deviation over the batch, one panel per ``{title:
-    (N, C[, H, W]) tensor}`` entry, on a shared y-axis (chapter 6)."""
+    (N, C[, H, W]) tensor}`` entry, on a shared y-axis (chapter 7)."""
     stats = {}
     for name, values in activations.items():
         tensor = torch.as_tensor(values).detach().cpu().float()
@@ -290,7 +290,7 @@ def show_attribution(images, maps, *, labels=None, predictions=None,
                      class_names: Sequence[str] | None = None, map_name: str = "attribution",
                      title: str | None = None) -> Figure:
     """Each image above its ``(N, H, W)`` maps from :mod:`convbook.explain` (or ``{name:
-    maps}``), one shared colour scale per kind of map (chapter 9)."""
+    maps}``), one shared colour scale per kind of map (chapter 10)."""
     batch, pixels, labels, predictions = _captioned_images(images, labels, predictions,
                                                            class_names)
     n, channels, h, w = batch.shape

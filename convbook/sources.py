@@ -13,7 +13,7 @@ and otherwise downloads into the cache from :data:`MIRRORS` (unless ``$CONVBOOK_
 Sources are only read; what is unpacked or downloaded is written through
 :func:`atomic_write`, and every file must match its official MD5. This docstring is the
 code's one description of the search order; README.md's "Data without the network" is the
-readers' one. Chapters 7 and 8 call :func:`cache_dir`.
+readers' one. Chapters 8 and 9 call :func:`cache_dir`.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """convbook.stats: 95 % intervals for accuracies measured on n examples, and for their
-differences (chapters 1 and 6–12), with Wilson's score interval, which stays in [0, 1].
+differences (chapters 1 and 6–13), with Wilson's score interval, which stays in [0, 1].
 """
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ def compare_accuracies(acc_a: float, n_a: int, acc_b: float, n_b: int,
 
 def confusion_matrix(y_true, y_pred, num_classes: int) -> torch.Tensor:
     """Counts of (true class, predicted class) pairs, an int64 ``(num_classes, num_classes)``
-    whose diagonal counts the correct predictions (chapters 8–10)."""
+    whose diagonal counts the correct predictions (chapters 9–11)."""
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     true, pred = torch.as_tensor(y_true).cpu(), torch.as_tensor(y_pred).cpu()
@@ -142,7 +142,7 @@ def confusion_matrix(y_true, y_pred, num_classes: int) -> torch.Tensor:
 
 
 def per_class_accuracy(cm: torch.Tensor) -> torch.Tensor:
-    """Each class's accuracy (its recall), ``cm.diag() / cm.sum(1)`` (chapters 8–10); a class
+    """Each class's accuracy (its recall), ``cm.diag() / cm.sum(1)`` (chapters 9–11); a class
     without examples is an error, not a silent ``nan``."""
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
         raise ValueError(f"cm must be a square matrix, got shape {tuple(cm.shape)}")

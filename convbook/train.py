@@ -190,14 +190,14 @@ def _evaluate(model: nn.Module, data: Iterable, loss_fn: nn.Module, name: str) -
 def evaluate(model: nn.Module, data: Iterable, *,
              loss_fn: nn.Module | None = None) -> dict[str, float]:
     """Mean loss and accuracy, ``{"loss", "accuracy"}``, of ``model`` on ``(X, y)`` batches,
-    in evaluation mode on the model's device (chapters 6–12)."""
+    in evaluation mode on the model's device (chapters 6–13)."""
     check_model(model)
     return _evaluate(model, data, nn.CrossEntropyLoss() if loss_fn is None else loss_fn, "data")
 
 
 def predict(model: nn.Module, images: Tensor, *, batch_size: int = 1024) -> Tensor:
     """Predicted class indices (int64, on the CPU) of an ``(N, ...)`` images tensor, run in
-    batches of ``batch_size`` in evaluation mode on the model's device (chapters 1–11)."""
+    batches of ``batch_size`` in evaluation mode on the model's device (chapters 1–12)."""
     check_model(model)
     device = model_device(model)
     with eval_mode(model), torch.no_grad():
@@ -225,7 +225,7 @@ def _plain_metadata(value: Any, name: str) -> Any:
 
 def save_checkpoint(model: nn.Module, path: str | Path, **metadata: Any) -> Path:
     """Save the model's weights, class name and ``metadata`` to ``path``, written whole or
-    not at all (chapters 8 and 12). Returns the path."""
+    not at all (chapters 9 and 13). Returns the path."""
     check_model(model)
     payload = {
         "model_class": type(model).__name__,

@@ -1,10 +1,10 @@
 """A pytest plugin that lets nbval compare trained numbers within a tolerance.
 
-Chapters 1 and 6–10 print numbers that depend on trained weights: losses, accuracies,
+Chapters 1 and 6–11 print numbers that depend on trained weights: losses, accuracies,
 counts of mistakes. The same seeds and wheels give the same digits on one CPU model but
 not on another (CONTRIBUTING.md, "Across machines"), so an exact comparison fails on a
 machine that is merely different, and ignoring those cells (``nbval-ignore-output``) lets a
-real regression through: ch10 falling from 0.71 to 0.66 would pass.
+real regression through: ch11 falling from 0.71 to 0.66 would pass.
 
 A cell tagged ``nbval-approx`` is compared by nbval as usual, except that each number in
 its text outputs (streams, ``text/plain``, ``text/html``) may drift from the committed one:

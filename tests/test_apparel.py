@@ -11,7 +11,7 @@ from PIL import Image
 from convbook import apparel, data
 from convbook.sources import exclusive
 
-N_TRAIN, N_TEST = 120, 30  # a small folder; chapters 7 and 8 write all 70,000 images
+N_TRAIN, N_TEST = 120, 30  # a small folder; chapters 8 and 9 write all 70,000 images
 LAST_TEST_ID = apparel.TEST_FIRST_ID + N_TEST - 1
 
 
@@ -167,7 +167,7 @@ def test_unreadable_submission_files_are_named(tmp_path, content):
 
 
 def test_a_second_writer_waits_for_the_first(tmp_path):
-    """Chapters 7 and 8 may call write_competition at once (make test runs them side by
+    """Chapters 8 and 9 may call write_competition at once (make test runs them side by
     side): the second must not check or rewrite the folder while the first holds it."""
     folder = tmp_path / "comp"
     done = threading.Event()

@@ -2,7 +2,7 @@
 
 Each case draws a random input, gamma, beta and running statistics from a seeded
 generator, copies them into the PyTorch layer, and compares the output and the updated
-running mean and variance (chapter 6).
+running mean and variance (chapter 7).
 """
 import pytest
 import torch

@@ -1,5 +1,5 @@
 """convbook.check: each checker passes the course's own operations and fails, with the
-right hint, on a catalogue of the wrong versions learners typically write (chapters 2–6).
+right hint, on a catalogue of the wrong versions learners typically write (chapters 2–7).
 
 Every failure test asserts the message: the hint, and where it matters the case shown.
 """
@@ -312,7 +312,7 @@ def test_pool2d_swapped_mode_and_two_dimensional_only_versions():
     assert "leading (channel) dimensions of X stay" in message
 
 
-# --- batch_norm (chapter 6) ---------------------------------------------------------------
+# --- batch_norm (chapter 7) ---------------------------------------------------------------
 
 def learner_bn(X, gamma, beta, moving_mean, moving_var, *, training, eps, momentum,
                per_pixel=False, d2l_momentum=False, biased_running=False,

@@ -1,4 +1,4 @@
-"""Tests of convbook.plot.show_channel_stats (chapter 6's batch-norm figure): the points and
+"""Tests of convbook.plot.show_channel_stats (chapter 7's batch-norm figure): the points and
 bars drawn are each channel's mean and ± one standard deviation of the tensors passed."""
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Chapter 11's residual networks: convbook.models.ResidualBlock, PlainBlock and ResNet."""
+"""Chapter 12's residual networks: convbook.models.ResidualBlock, PlainBlock and ResNet."""
 from __future__ import annotations
 
 import pytest

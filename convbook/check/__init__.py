@@ -1,4 +1,4 @@
-"""Instant feedback on the operations a learner writes (chapters 2–6): a checker such as
+"""Instant feedback on the operations a learner writes (chapters 2–7): a checker such as
 ``cb.check.corr2d(my_corr2d)`` prints one line, or raises :class:`CheckFailed` with the
 smallest failing case and a hint; ``feedback(checker, fn)`` returns that message."""
 from ._runner import CheckFailed, feedback

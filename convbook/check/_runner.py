@@ -1,4 +1,4 @@
-"""The harness of every checker (chapters 2–6): run a learner's function on a list of cases
+"""The harness of every checker (chapters 2–7): run a learner's function on a list of cases
 against a reference, then report the smallest failing case and name a known mistake."""
 from __future__ import annotations
 
@@ -212,7 +212,7 @@ def run(name: str, fn: Callable, cases: Sequence[Case], *, reference: Callable,
 
 
 def feedback(checker: Callable[[Callable], None], fn: Callable) -> str:
-    """The message ``checker`` gives about a wrong ``fn`` (chapters 2–6 print one); an
+    """The message ``checker`` gives about a wrong ``fn`` (chapters 2–7 print one); an
     ``AssertionError`` if the checker accepts ``fn``."""
     try:
         checker(fn)

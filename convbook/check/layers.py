@@ -1,4 +1,4 @@
-"""The layer checkers of chapters 5 and 6: pooling against ``F.max_pool2d`` and
+"""The layer checkers of chapters 5 and 7: pooling against ``F.max_pool2d`` and
 ``F.avg_pool2d``, batch norm against ``F.batch_norm``."""
 from __future__ import annotations
 
@@ -220,7 +220,7 @@ def _bn_cases() -> list[Case]:
 
 
 def batch_norm(fn: Callable) -> None:
-    """Check a learner's ``batch_norm`` and its running statistics (chapter 6)."""
+    """Check a learner's ``batch_norm`` and its running statistics (chapter 7)."""
     mistakes = [Mistake(hint, partial(_bn_wrong, **knobs)) for knobs, hint in BN_MISTAKES]
     run("batch_norm", fn, _bn_cases(), reference=_bn_reference,
         what="F.batch_norm (both modes, 2-D and 4-D, running statistics)",
