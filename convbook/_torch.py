@@ -1,6 +1,5 @@
-"""Small PyTorch helpers that several convbook modules share, one copy each: evaluation
-mode, a model's device, label checks, and the layer-shape recorder of ``layer_table`` and
-``cb.check.lenet``."""
+"""PyTorch helpers several convbook modules share: evaluation mode, a model's device, label
+checks, and the layer-shape recorder of ``layer_table`` and ``cb.check.lenet``."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator

@@ -32,17 +32,14 @@ class Animation:
                 "text/plain": f"Animation: {self.title} ({self.n_frames} frames)"}
 
 
-def _render(fig: Figure) -> Image.Image:
-    """The figure's pixels as an RGB image, drawn by Agg (never shown by pyplot)."""
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3])
-
-
 def animate(draw_frame: Callable[[int], Figure], n_frames: int, title: str) -> Animation:
     """Play the figures ``draw_frame(0)``, ..., ``draw_frame(n_frames - 1)`` (new ``Figure``
     objects, not pyplot's, all the same size) as a looping GIF."""
-    frames = [_render(draw_frame(i)) for i in range(n_frames)]
+    frames = []
+    for i in range(n_frames):
+        canvas = FigureCanvasAgg(draw_frame(i))  # drawn by Agg, never shown by pyplot
+        canvas.draw()
+        frames.append(Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3]))
     width, height = frames[0].size
     sheet = Image.new("RGB", (width, height * len(frames)))
     for index, frame in enumerate(frames):

@@ -1,10 +1,6 @@
-"""Fashion-MNIST in the format of the "Identify the Apparels" practice competition.
-
-Chapter 8 follows a tutorial written for that competition, whose data arrives as one PNG
-per image plus CSV files. :func:`write_competition` recreates that layout from the official
-Fashion-MNIST files, and :func:`score_submission` plays the leaderboard (chapter 9).
-
-Layout written under ``folder``::
+"""Fashion-MNIST as the "Identify the Apparels" competition that chapter 8's tutorial uses:
+:func:`write_competition` writes its layout, :func:`score_submission` plays the leaderboard
+(chapter 9). Layout written under ``folder``::
 
     train/1.png ... train/60000.png      train.csv              (id,label)
     test/60001.png ... test/70000.png    test.csv               (id)
@@ -36,19 +32,13 @@ _CSVS = ("train.csv", "test.csv", "sample_submission.csv")  # written last, in t
 
 def write_competition(folder: str | Path, *, n_train: int | None = None,
                       n_test: int | None = None) -> Path:
-    """Write the competition files into ``folder`` unless a finished run left them there.
-
-    ``n_train`` and ``n_test`` keep only the first images of each split (for tests);
-    :func:`score_submission` needs the whole test set. Concurrent calls take turns.
-    """
+    """Write the competition files into ``folder`` unless a finished run left them there;
+    ``n_train`` and ``n_test`` keep the first images of each split (for the tests).
+    Concurrent calls take turns."""
     folder = Path(folder)
     train_set = data.get_dataset("fashion_mnist", train=True)
     n_train = len(train_set) if n_train is None else n_train
     n_test = _NUM_TEST if n_test is None else n_test
-    if not 0 < n_train <= len(train_set):
-        raise ValueError(f"n_train must be in 1..{len(train_set)}, got {n_train}")
-    if not 0 < n_test <= _NUM_TEST:
-        raise ValueError(f"n_test must be in 1..{_NUM_TEST}, got {n_test}")
     with exclusive(folder / ".lock"):
         if _rows(folder) != [n_train, n_test, n_test]:
             _write(folder, train_set, n_train, n_test)
@@ -97,12 +87,8 @@ def _write_pngs(folder: Path, ids: np.ndarray, images: np.ndarray) -> None:
 
 
 def score_submission(csv_path: str | Path) -> float:
-    """Accuracy of a ``submission.csv`` (``id,label``) against the true test labels.
-
-    Every test id (60001..70000) must appear exactly once with an integer label in 0..9;
-    anything else raises a ``ValueError`` that says what is wrong, as a leaderboard would
-    reject the file rather than score it.
-    """
+    """Accuracy of a ``submission.csv`` (``id,label``) against the true test labels; a file
+    without every test id once with a label in 0..9 is rejected, as a leaderboard would."""
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise FileNotFoundError(f"no submission file at {csv_path}")

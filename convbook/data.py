@@ -1,13 +1,9 @@
-"""The course's datasets as torchvision objects, as tensors, and as fast mini-batch loaders.
-
-Files come from :func:`convbook.sources.locate`. :func:`load_tensors` and
-:class:`TensorLoader` hold a whole dataset as one tensor, sliced into batches, which is
-several times faster than a ``DataLoader`` over PIL images (``speed.md`` measures it).
-"""
+"""The course's datasets (files from :func:`convbook.sources.locate`) as torchvision objects,
+as tensors, and as mini-batches sliced from one tensor, several times faster than a
+``DataLoader`` over PIL images (``speed.md``)."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
@@ -17,19 +13,9 @@ from . import sources
 from ._torch import check_labels
 from .reproduce import generator
 
-__all__ = [
-    "FASHION_MNIST_CLASSES",
-    "CIFAR10_CLASSES",
-    "MEAN_STD",
-    "get_dataset",
-    "load_tensors",
-    "normalize",
-    "TensorLoader",
-    "shift",
-    "random_crop_flip",
-    "train_val_split",
-    "cifar10_split",
-]
+__all__ = ["FASHION_MNIST_CLASSES", "CIFAR10_CLASSES", "MEAN_STD", "get_dataset", "load_tensors",
+           "normalize", "TensorLoader", "shift", "random_crop_flip", "train_val_split",
+           "cifar10_split"]
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -53,37 +39,25 @@ _DATASETS = {
 }
 
 
-def get_dataset(
-    name: str,
-    train: bool = True,
-    *,
-    root: str | Path | None = None,
-    download: bool | None = None,
-    transform: Callable | None = None,
-) -> torch.utils.data.Dataset:
+def get_dataset(name: str, train: bool = True, *, download: bool | None = None,
+                transform: Callable | None = None) -> torch.utils.data.Dataset:
     """The torchvision dataset object for ``name``, the tutorials' path (chapter 6)."""
-    folder = sources.locate(name, root=root, download=download)
+    folder = sources.locate(name, download=download)
     return _DATASETS[name](folder, train=train, download=False, transform=transform)
 
 
-def load_tensors(
-    name: str,
-    train: bool = True,
-    *,
-    root: str | Path | None = None,
-    download: bool | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+def load_tensors(name: str, train: bool = True, *,
+                 download: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """All images as float32 ``(N, C, H, W)`` in ``[0, 1]`` and labels as int64 ``(N,)``,
     read from the dataset's arrays with no per-image transform."""
-    pixels, labels = _raw_tensors(name, train, root=root, download=download)
+    pixels, labels = _raw_tensors(name, train, download)
     return _to_float(pixels), labels
 
 
-def _raw_tensors(
-    name: str, train: bool, *, root: str | Path | None, download: bool | None
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _raw_tensors(name: str, train: bool,
+                 download: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 ``(N, C, H, W)`` pixels and int64 labels, straight from the dataset arrays."""
-    dataset = get_dataset(name, train, root=root, download=download)
+    dataset = get_dataset(name, train, download=download)
     pixels = torch.as_tensor(dataset.data)
     if pixels.ndim == 3:  # (N, H, W) grayscale
         pixels = pixels.unsqueeze(1)
@@ -104,10 +78,8 @@ def normalize(images: torch.Tensor, name: str) -> torch.Tensor:
         raise TypeError(f"normalize expects float images in [0, 1], got dtype {images.dtype}")
     mean, std = MEAN_STD[name]
     if images.ndim < 3 or images.shape[-3] != len(mean):
-        raise ValueError(
-            f"normalize({name!r}) expects (..., {len(mean)}, H, W) images, "
-            f"got shape {tuple(images.shape)}"
-        )
+        raise ValueError(f"normalize({name!r}) expects (..., {len(mean)}, H, W) images, "
+                         f"got shape {tuple(images.shape)}")
     shape = (len(mean), 1, 1)
     mean_t = torch.tensor(mean, dtype=images.dtype, device=images.device).view(shape)
     std_t = torch.tensor(std, dtype=images.dtype, device=images.device).view(shape)
@@ -115,26 +87,14 @@ def normalize(images: torch.Tensor, name: str) -> torch.Tensor:
 
 
 class TensorLoader:
-    """Mini-batches sliced from tensors on one device, reshuffled every epoch: a drop-in
-    for ``DataLoader`` when the dataset fits in memory (chapters 1 and 6-13; ``speed.md``).
+    """Mini-batches sliced from tensors on one device, reshuffled every epoch from ``seed``
+    (a re-run repeats every order), each image batch through ``transform``: a drop-in for
+    ``DataLoader`` (chapters 1 and 6-13). Unshuffled batches are views: do not modify them."""
 
-    The shuffle is seeded once from ``seed`` (:func:`convbook.reproduce.generator`), so a
-    re-run repeats every epoch's order. ``transform`` is applied to each image batch.
-    Unshuffled batches are views of the stored tensors: do not modify them in place.
-    """
-
-    def __init__(
-        self,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        batch_size: int,
-        *,
-        shuffle: bool = False,
-        seed: int = 0,
-        device: torch.device | str | None = None,
-        drop_last: bool = False,
-        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    ) -> None:
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *,
+                 shuffle: bool = False, seed: int = 0, device: torch.device | str | None = None,
+                 drop_last: bool = False,
+                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         if not isinstance(images, torch.Tensor):
             raise TypeError(f"images must be a tensor, got {type(images).__name__}")
         labels = check_labels(labels, count=len(images))  # fit checks the number of classes
@@ -188,14 +148,11 @@ def shift(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return shifted
 
 
-def random_crop_flip(
-    images: torch.Tensor, padding: int = 4, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def random_crop_flip(images: torch.Tensor, padding: int = 4,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
     """Each image of the batch ``(N, C, H, W)`` shifted by up to ``padding`` pixels (a random
-    crop of the zero-padded image) and mirrored with probability 1/2 (chapters 9 and 11-13).
-
-    Random numbers come from ``generator`` (on the CPU), or torch's global one.
-    """
+    crop of the zero-padded image) and mirrored with probability 1/2 (chapters 9 and 11-13);
+    random numbers from ``generator`` (on the CPU), or torch's global one."""
     if images.dim() != 4:
         raise ValueError(f"images must be 4-D (N, C, H, W), got shape {tuple(images.shape)}")
     if not isinstance(padding, int) or padding < 0:
@@ -214,18 +171,12 @@ def random_crop_flip(
     return torch.where(flip, images.flip(-1), images).contiguous()
 
 
-def train_val_split(
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    val_fraction: float = 0.1,
-    *,
-    seed: int = 0,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def train_val_split(images: torch.Tensor, labels: torch.Tensor, val_fraction: float = 0.1, *,
+                    seed: int = 0) -> tuple[torch.Tensor, ...]:
     """Hold out a random ``val_fraction`` of the examples: ``(Xtr, ytr, Xval, yval)``."""
     if images.shape[0] != labels.shape[0]:
-        raise ValueError(
-            f"images and labels differ in length: {tuple(images.shape)} vs {tuple(labels.shape)}"
-        )
+        raise ValueError(f"images and labels differ in length: {tuple(images.shape)} vs "
+                         f"{tuple(labels.shape)}")
     n = labels.shape[0]
     n_val = round(n * val_fraction)
     if not 0 < n_val < n:
@@ -235,13 +186,10 @@ def train_val_split(
     return images[train], labels[train], images[val], labels[val]
 
 
-def cifar10_split(
-    *, seed: int = 0, root: str | Path | None = None, download: bool | None = None
-) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+def cifar10_split(*, seed: int = 0) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
     """CIFAR-10's 60,000 images merged and split 48,000/6,000/6,000 as in chapter 11's
     tutorial: ``((Xtr, ytr), (Xval, yval), (Xte, yte))``, the same on every machine."""
-    train = _raw_tensors("cifar10", True, root=root, download=download)
-    test = _raw_tensors("cifar10", False, root=root, download=download)
+    train, test = _raw_tensors("cifar10", True), _raw_tensors("cifar10", False)
     pixels = torch.cat([train[0], test[0]])  # uint8 until split: a quarter of the memory
     labels = torch.cat([train[1], test[1]])
     order = torch.randperm(labels.shape[0], generator=generator(seed))

@@ -1,13 +1,9 @@
-"""convbook.models: every network the course trains, with ``count_parameters`` and
-``layer_table`` to inspect them (chapter 6).
-
-The classic networks follow their sources exactly; ``ModernLeNet`` and ``SmallCNN`` are the
-course's improvements, ``PlainBlock``, ``ResidualBlock`` and ``ResNet`` chapter 12's.
+"""convbook.models: every network the course trains, the classic ones exactly as their
+sources build them, with ``count_parameters`` and ``layer_table`` to inspect them (chapter 6).
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Integral
 
 import pandas as pd
 import torch
@@ -22,19 +18,13 @@ __all__ = ["MLP", "LeNet", "ModernLeNet", "ApparelCNN", "ConvNet", "CifarNet", "
 
 
 class MLP(nn.Module):
-    """Flatten, then a Linear–ReLU pair per entry of ``hidden`` and a Linear to the logits:
-    chapter 1's baseline (and the apparel tutorial's, chapter 8)."""
+    """Flatten, one hidden layer of 256 ReLU units, a Linear to the 10 logits: chapter 1's
+    baseline (and the apparel tutorial's, chapter 8)."""
 
-    def __init__(self, in_features: int = 784, hidden: Sequence[int] = (256,),
-                 num_classes: int = 10) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Flatten()]
-        width = in_features
-        for size in hidden:
-            layers += [nn.Linear(width, size), nn.ReLU()]
-            width = size
-        layers.append(nn.Linear(width, num_classes))
-        self.net = nn.Sequential(*layers)
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(),
+                                 nn.Linear(256, 10))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -209,15 +199,15 @@ class ResidualBlock(PlainBlock):
 class ResNet(nn.Module):
     """A small CIFAR-style ResNet (chapter 12): a conv–BN–ReLU stem, one stage of
     ``blocks_per_stage`` blocks per entry of ``widths`` (each later stage halves the size),
-    global average pooling and a linear layer. ``shortcuts=False``: the same network of
-    :class:`PlainBlock` s. The defaults have 8 weight layers and 78,042 parameters.
+    global average pooling and a linear layer to 10 logits. ``shortcuts=False``: the same
+    network of :class:`PlainBlock` s. The defaults have 8 weight layers and 78,042 parameters.
     """
 
     def __init__(self, widths: Sequence[int] = (16, 32, 64), blocks_per_stage: int = 1, *,
-                 in_channels: int = 3, num_classes: int = 10, shortcuts: bool = True) -> None:
+                 shortcuts: bool = True) -> None:
         super().__init__()
         block = ResidualBlock if shortcuts else PlainBlock
-        self.stem = _conv_bn_relu(in_channels, widths[0])
+        self.stem = _conv_bn_relu(3, widths[0])
         blocks, width = [], widths[0]
         for stage, out_channels in enumerate(widths):
             for index in range(blocks_per_stage):
@@ -226,7 +216,7 @@ class ResNet(nn.Module):
                 width = out_channels
         self.stages = nn.Sequential(*blocks)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                  nn.Linear(width, num_classes))
+                                  nn.Linear(width, 10))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.stages(self.stem(x)))
@@ -253,17 +243,11 @@ _EXPECTS = (("in_channels", "(N, {}, H, W)"), ("in_features", "(N, {})"),
 
 
 def layer_table(model: nn.Module, input_shape: Sequence[int]) -> pd.DataFrame:
-    """Each layer's output shape and parameter count, in the order the layers run, for a
-    batch of zeros of ``input_shape`` (``(N, C, H, W)`` or ``(C, H, W)``), chapter 6.
-
-    A module called twice gets two rows and its parameters count once; the model's modes
-    are restored. A shape the model cannot take raises a ``ValueError`` naming the layer.
-    """
-    shape = tuple(input_shape)
-    if not shape or not all(isinstance(n, Integral) and not isinstance(n, bool) and n > 0
-                            for n in shape):
-        raise ValueError(f"input_shape must be positive integers, got {input_shape!r}")
-    shape = tuple(int(n) for n in ((1, *shape) if len(shape) == 3 else shape))
+    """Each layer's output shape and parameter count, in the order the layers run, for zeros
+    of ``input_shape``, ``(N, C, H, W)`` or ``(C, H, W)`` (chapter 6); a shape the model
+    cannot take raises a ``ValueError`` naming the layer."""
+    shape = tuple(int(n) for n in input_shape)
+    shape = (1, *shape) if len(shape) == 3 else shape
     recorded = [(name, m) for name, m in model.named_modules()
                 if not list(m.children()) or list(m.parameters(recurse=False))]
     first = next(model.parameters(), torch.zeros(()))

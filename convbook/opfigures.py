@@ -17,7 +17,6 @@ from matplotlib.patches import Polygon, Rectangle
 
 from .animation import Animation, animate
 from ._args import IntOrPair, pair, pool_geometry
-from .ops import conv_output_shape
 from ._figure import DPI, _as_tensor, _format_number, _subplots
 
 __all__ = ["show_corr2d_steps", "animate_corr2d", "show_pool2d_steps", "show_pool2d_backward",
@@ -28,10 +27,8 @@ WIDTH = 7.0  # inches: the widest operation figure
 GAP = 1.3  # cells between two grids, where the operator sign goes
 CHAR = 0.24  # cells taken by one character of a caption
 MIN_CELL = 0.24  # inches: smaller cells would make the numbers unreadable
-MAX_SIDE = 14  # largest (padded) grid side written out cell by cell
 MAX_PANELS = 16  # a step figure with more output positions should be an animation
 MAX_FRAMES = 64  # keeps a GIF small (well under 300 KB)
-MAX_CHANNELS = 4  # channels (input or output) a multi-channel figure shows
 STYLE = {  # role -> (face colour, hatch)
     "cell": ("#e3f2fd", None), "kernel": ("#fff3e0", None), "padding": ("#e0e0e0", "///"),
     "skipped": ("#ffebee", "xx"), "done": ("#e8f5e9", None), "current": ("#ffb74d", None),
@@ -42,31 +39,14 @@ MAXIMUM = "#c62828"  # ring around the value max pooling keeps
 NEG_INF = "−∞"
 
 
-@dataclass(frozen=True)
-class Window:
-    """One window: the output cell it fills and the rows and columns of the padded input it
-    reads (a dilated window's rows are ``d`` apart)."""
-
-    output: tuple[int, int]
-    rows: tuple[int, ...]
-    cols: tuple[int, ...]
-
-    @property
-    def cells(self) -> list[tuple[int, int]]:
-        """The ``(row, column)`` cells the window covers, in kernel order."""
-        return [(r, c) for r in self.rows for c in self.cols]
-
-
-def sliding_windows(input_hw: IntOrPair, kernel: IntOrPair, padding: IntOrPair = 0,
-                    stride: IntOrPair = 1, dilation: IntOrPair = 1) -> list[Window]:
-    """Every window of a convolution or pooling layer, in output order (row-major), with
-    the errors of :func:`convbook.ops.conv_output_shape`."""
-    out_h, out_w = conv_output_shape(input_hw, kernel, padding, stride, dilation)
-    (kh, kw), (sh, sw) = pair(kernel, "kernel"), pair(stride, "stride")
-    dh, dw = pair(dilation, "dilation")
-    return [Window((i, j), tuple(i * sh + dh * a for a in range(kh)),
-                   tuple(j * sw + dw * b for b in range(kw)))
-            for i in range(out_h) for j in range(out_w)]
+def _windows(padded: torch.Tensor, size: IntOrPair, stride: IntOrPair,
+             dilation: IntOrPair = 1) -> list[list[tuple[int, int]]]:
+    """The ``(row, column)`` cells of ``padded`` that each window reads, in kernel order, one
+    list per output position (row-major): the blocks ``F.unfold`` cuts out."""
+    h, w = padded.shape
+    index = torch.arange(float(h * w)).reshape(1, 1, h, w)
+    blocks = F.unfold(index, size, dilation=dilation, stride=stride)[0].T
+    return [[divmod(int(n), w) for n in block.tolist()] for block in blocks]
 
 
 @dataclass
@@ -86,20 +66,19 @@ class _Grid:
         return len(self.texts), len(self.texts[0])
 
 
+def _text(value: float) -> str:
+    """A cell's text: integers without '.0', ``-inf`` as ``−∞``."""
+    return NEG_INF if value == float("-inf") else _format_number(value)
+
+
 def _texts(values: torch.Tensor) -> list[list[str]]:
-    """Cell texts of a 2-D tensor: integers without '.0', ``-inf`` as ``−∞``."""
-    return [[NEG_INF if v == float("-inf") else _format_number(v) for v in row]
-            for row in values.tolist()]
-
-
-def _fontsize(grid: _Grid) -> int:
-    longest = max(len(text) for row in grid.texts for text in row)
-    return 9 if longest <= 2 else 8 if longest <= 3 else 7 if longest <= 4 else 6
+    return [[_text(v) for v in row] for row in values.tolist()]
 
 
 def _draw_grid(ax: Axes, grid: _Grid, left: float, top: float) -> None:
     """Draw ``grid`` with its top-left cell's corner at ``(left, top)``, one unit a cell."""
-    size = _fontsize(grid)
+    longest = max(len(text) for row in grid.texts for text in row)
+    size = 9 if longest <= 2 else 8 if longest <= 3 else 7 if longest <= 4 else 6
     h, w = grid.shape
     for i in range(h):
         for j in range(w):
@@ -180,7 +159,7 @@ def _wrap(terms: list[str], per_line: int, sep: str = " + ") -> str:
 
 
 def _factor(value: float) -> str:
-    text = NEG_INF if value == float("-inf") else _format_number(value)
+    text = _text(value)
     return f"({text})" if text.startswith(("-", NEG_INF)) else text
 
 
@@ -191,7 +170,8 @@ class _StepCase:
     padded: torch.Tensor  # the input with its padding, as the windows see it
     padding: tuple[int, int]
     original: tuple[int, int]  # height and width before padding
-    windows: list[Window]
+    size: tuple[int, int]  # the window's height and width
+    windows: list[list[tuple[int, int]]]  # the cells each output position reads
     output: torch.Tensor
     kernel: torch.Tensor | None = None  # None for pooling
     maxima: list[tuple[int, int]] | None = None  # max pooling: the cell each window keeps
@@ -199,7 +179,7 @@ class _StepCase:
     def input_roles(self) -> dict[tuple[int, int], str]:
         """Padding cells, and real cells that no window reads (left out by the stride)."""
         (ph, pw), (h, w) = self.padding, self.original
-        visited = {cell for window in self.windows for cell in window.cells}
+        visited = {cell for window in self.windows for cell in window}
         roles = {}
         for r in range(self.padded.shape[0]):
             for c in range(self.padded.shape[1]):
@@ -211,31 +191,28 @@ class _StepCase:
 
     def caption(self, k: int) -> str:
         """What output ``k`` computes, written with the numbers its window reads."""
-        window = self.windows[k]
-        values = [self.padded[r, c].item() for r, c in window.cells]
+        values = [self.padded[r, c].item() for r, c in self.windows[k]]
         if self.kernel is not None:
             weights = self.kernel.flatten().tolist()
             terms = [f"{_factor(x)}×{_factor(w)}" for x, w in zip(values, weights)]
             total = _format_number(sum(x * w for x, w in zip(values, weights)))
-            return f"{_wrap(terms, len(window.cols))} = {total}"
-        items = _wrap([_format_number(v) if v > float("-inf") else NEG_INF for v in values],
-                      len(window.cols), ", ")
-        return f"max({items}) = {_format_number(self.output[window.output].item())}"
+            return f"{_wrap(terms, self.size[1])} = {total}"
+        items = _wrap([_text(v) for v in values], self.size[1], ", ")
+        return f"max({items}) = {_format_number(self.output.flatten()[k].item())}"
 
     def parts(self, k: int) -> list[_Grid | str]:
         """Input with window ``k``, kernel (for a correlation), output filled up to ``k``."""
-        window = self.windows[k]
         roles = self.input_roles()
         marks = [self.maxima[k]] if self.maxima is not None else []
         label = "input (padded)" if max(self.padding) else "input"
         parts: list[_Grid | str] = [_Grid("X", label, _texts(self.padded), roles,
-                                          window=window.cells, marks=marks)]
+                                          window=self.windows[k], marks=marks)]
         if self.kernel is not None:
             parts += ["⋆", _Grid("K", "kernel", _texts(self.kernel), default="kernel")]
         out_texts = _texts(self.output)
         out_roles = {}
-        for n, other in enumerate(self.windows):
-            i, j = other.output
+        for n in range(len(self.windows)):
+            i, j = divmod(n, self.output.shape[1])
             out_roles[i, j] = "done" if n < k else "current" if n == k else "pending"
             if n > k:
                 out_texts[i][j] = ""
@@ -250,7 +227,7 @@ class _StepCase:
     def draw(self, ax: Axes, k: int, extent: tuple[float, float]) -> None:
         width, height = extent
         _draw_row(ax, self.parts(k), 0.0, self.caption(k), width)
-        i, j = self.windows[k].output
+        i, j = divmod(k, self.output.shape[1])
         _finish_axes(ax, width, height, f"output ({i}, {j})")
 
 
@@ -263,33 +240,16 @@ def _matrix(x, name: str) -> torch.Tensor:
     return _as_tensor(x, name, 2, "(height, width)")
 
 
-def _check_size(padded_hw: tuple[int, int], what: str) -> None:
-    if max(padded_hw) > MAX_SIDE:
-        raise ValueError(f"{what} is {padded_hw[0]} × {padded_hw[1]} after padding; a figure "
-                         f"writes out at most {MAX_SIDE} cells a side, so crop it first")
-
-
-def _channels(x, name: str, ndim: int, layout: str) -> torch.Tensor:
-    """``x`` as a float tensor of at most ``MAX_CHANNELS`` channels, ``MAX_SIDE`` cells a side."""
-    values = _as_tensor(x, name, ndim, layout)
-    if max(values.shape[:ndim - 2]) > MAX_CHANNELS:
-        raise ValueError(f"{name} has shape {tuple(values.shape)}; a figure shows at most "
-                         f"{MAX_CHANNELS} channels")
-    _check_size(tuple(values.shape[-2:]), name)
-    return values
-
-
 def _corr_case(X, K, padding: IntOrPair, stride: IntOrPair,
                dilation: IntOrPair) -> _StepCase:
-    """Check the arguments, pad ``X`` with zeros and compute the output with F.conv2d."""
+    """Compute the output with F.conv2d (and its errors), pad ``X`` with zeros."""
     X, K = _matrix(X, "X"), _matrix(K, "K")
     pad = pair(padding, "padding")
-    windows = sliding_windows(tuple(X.shape), tuple(K.shape), padding, stride, dilation)
-    padded = F.pad(X, (pad[1], pad[1], pad[0], pad[0]))
-    _check_size(tuple(padded.shape), "X")
     output = F.conv2d(X[None, None], K[None, None], padding=pad, stride=stride,
                       dilation=dilation)[0, 0]
-    return _StepCase(padded, pad, tuple(X.shape), windows, output, kernel=K)
+    padded = F.pad(X, (pad[1], pad[1], pad[0], pad[0]))
+    return _StepCase(padded, pad, tuple(X.shape), tuple(K.shape),
+                     _windows(padded, tuple(K.shape), stride, dilation), output, kernel=K)
 
 
 def _pool_case(X, pool_size: IntOrPair, padding: IntOrPair,
@@ -297,13 +257,12 @@ def _pool_case(X, pool_size: IntOrPair, padding: IntOrPair,
     """Pad ``X`` with −∞ as max pooling does and pool it with F.max_pool2d."""
     X = _matrix(X, "X")
     size, pad, step = pool_geometry(pool_size, padding, stride)
-    windows = sliding_windows(tuple(X.shape), size, pad, step)
     padded = F.pad(X, (pad[1], pad[1], pad[0], pad[0]), value=float("-inf"))
-    _check_size(tuple(padded.shape), "X")
     output, index = F.max_pool2d(X[None, None], size, step, pad, return_indices=True)
     width = X.shape[1]
     maxima = [(n // width + pad[0], n % width + pad[1]) for n in index.flatten().tolist()]
-    return _StepCase(padded, pad, tuple(X.shape), windows, output[0, 0], maxima=maxima)
+    return _StepCase(padded, pad, tuple(X.shape), size, _windows(padded, size, step),
+                     output[0, 0], maxima=maxima)
 
 
 def _settings(padding: IntOrPair, stride, dilation: IntOrPair = 1) -> str:
@@ -330,11 +289,10 @@ def _steps_figure(case: _StepCase, steps: Sequence[int] | None, title: str) -> F
     scale = min(CELL, WIDTH / (width * ncols))
     fig, axes = _subplots(nrows, ncols, max(scale * width * ncols, _title_width(title)),
                           (scale * height + 0.25) * nrows + 0.5)
-    for ax, k in zip(axes.flat, steps + [None] * (nrows * ncols - len(steps))):
-        if k is None:
-            fig.delaxes(ax)
-        else:
-            case.draw(ax, k, (width, height))
+    for ax, k in zip(axes.flat, steps):
+        case.draw(ax, k, (width, height))
+    for ax in axes.flat[len(steps):]:
+        fig.delaxes(ax)
     fig.suptitle(title, wrap=True)
     fig.tight_layout()
     return fig
@@ -394,21 +352,14 @@ def show_pool2d_steps(X, pool_size: IntOrPair, *, padding: IntOrPair = 0,
     return _steps_figure(case, steps, title or default + _settings(padding, stride))
 
 
-def show_pool2d_backward(X, pool_size: IntOrPair, grad_output=None, *,
-                         title: str | None = None) -> Figure:
+def show_pool2d_backward(X, pool_size: IntOrPair, grad_output) -> Figure:
     """Non-overlapping max pooling forward, and the gradient autograd sends back to ``X``
-    (``grad_output`` defaults to ones): chapter 5."""
+    from ``grad_output`` (chapter 5)."""
     case = _pool_case(X, pool_size, 0, None)  # checks the arguments, finds the maxima
-    size = pair(pool_size, "pool_size")
+    size = case.size
     x = case.padded.clone().requires_grad_()
-    Y = F.max_pool2d(x[None, None], size)[0, 0]
-    upstream = torch.ones_like(Y) if grad_output is None else _matrix(grad_output,
-                                                                       "grad_output")
-    if upstream.shape != Y.shape:
-        raise ValueError(f"grad_output must have the output's shape {tuple(Y.shape)}, got "
-                         f"{tuple(upstream.shape)}")
-    Y.backward(upstream)
-    grad = x.grad
+    upstream = _matrix(grad_output, "grad_output")
+    (grad,) = torch.autograd.grad(F.max_pool2d(x[None, None], size)[0, 0], x, upstream)
     received = {(i, j): "current" if grad[i, j] != 0 else "pending"
                 for i in range(grad.shape[0]) for j in range(grad.shape[1])}
     rows = [([_Grid("X", "input X", _texts(case.padded), marks=case.maxima), "→",
@@ -417,10 +368,10 @@ def show_pool2d_backward(X, pool_size: IntOrPair, grad_output=None, *,
             ([_Grid("dX", "gradient for X", _texts(grad), received), "←",
               _Grid("dY", "gradient for Y", _texts(upstream), default="done")],
              "backward: all of a window's gradient goes to its maximum")]
-    fig = _rows_figure(rows, title or f"Max pooling, {size[0]} × {size[1]} windows: forward "
-                                      "and backward")
+    fig = _rows_figure(rows, f"Max pooling, {size[0]} × {size[1]} windows: forward and "
+                             "backward")
     ax, top = fig.axes[0], 0.0
-    covered = (Y.shape[0] * size[0], Y.shape[1] * size[1])
+    covered = (case.output.shape[0] * size[0], case.output.shape[1] * size[1])
     for parts, caption in rows:  # the window boundaries, where _draw_row put the grid
         left = (_extent(parts, caption)[0] - _extent(parts)[0]) / 2
         for r in range(0, covered[0] + 1, size[0]):
@@ -461,12 +412,11 @@ def _highlight(values: torch.Tensor, cell: tuple[int, int]) -> dict[tuple[int, i
             for i in range(values.shape[0]) for j in range(values.shape[1])}
 
 
-def show_corr2d_multi_in(X, K, *, position: tuple[int, int] = (0, 0),
-                         title: str | None = None) -> Figure:
+def show_corr2d_multi_in(X, K, *, position: tuple[int, int] = (0, 0)) -> Figure:
     """``X[c] ⋆ K[c]`` for each input channel, then their sum, with the window and output
     cell at ``position`` highlighted (chapter 4)."""
-    X = _channels(X, "X", 3, "(channels, height, width)")
-    K = _channels(K, "K", 3, "(channels, height, width)")
+    X = _as_tensor(X, "X", 3, "(channels, height, width)")
+    K = _as_tensor(K, "K", 3, "(channels, height, width)")
     total = F.conv2d(X[None], K[None])[0, 0]
     partial = F.conv2d(X[None], K[:, None], groups=X.shape[0])[0]
     i, j = _position(position, total.shape)
@@ -480,15 +430,14 @@ def show_corr2d_multi_in(X, K, *, position: tuple[int, int] = (0, 0),
     sums += ["=", _Grid("Y", "output", _texts(total), _highlight(total, (i, j)))]
     values = " + ".join(_factor(v) for v in partial[:, i, j].tolist())
     rows.append((sums, f"output ({i}, {j}) = {values} = {_format_number(total[i, j].item())}"))
-    return _rows_figure(rows, title or f"{X.shape[0]} input channels: correlate each, "
-                                       f"then add")
+    return _rows_figure(rows, f"{X.shape[0]} input channels: correlate each, then add")
 
 
 def show_corr2d_multi_out(X, K, *, title: str | None = None) -> Figure:
     """The input, then one row per output channel ``o``: kernel stack ``K[o]`` and output
     channel ``Y[o]`` (chapter 4)."""
-    X = _channels(X, "X", 3, "(channels, height, width)")
-    K = _channels(K, "K", 4, "(out_channels, in_channels, height, width)")
+    X = _as_tensor(X, "X", 3, "(channels, height, width)")
+    K = _as_tensor(K, "K", 4, "(out_channels, in_channels, height, width)")
     Y = F.conv2d(X[None], K)[0]
     rows = [(_joined([_Grid(f"X{c}", f"input channel {c}", _texts(X[c]))
                       for c in range(X.shape[0])]), "")]
@@ -502,12 +451,11 @@ def show_corr2d_multi_out(X, K, *, title: str | None = None) -> Figure:
                                        f"{K.shape[1]} kernels each")
 
 
-def show_conv1x1(X, K, *, position: tuple[int, int] = (0, 0),
-                 title: str | None = None) -> Figure:
+def show_conv1x1(X, K, *, position: tuple[int, int] = (0, 0)) -> Figure:
     """A 1×1 convolution as the matrix ``W = K[:, :, 0, 0]`` applied to the channel vector
     at ``position``, and at every other pixel (chapter 4)."""
-    X = _channels(X, "X", 3, "(channels, height, width)")
-    K = _channels(K, "K", 4, "(out_channels, in_channels, 1, 1)")
+    X = _as_tensor(X, "X", 3, "(channels, height, width)")
+    K = _as_tensor(K, "K", 4, "(out_channels, in_channels, 1, 1)")
     if K.shape[2:] != (1, 1) or X.shape[0] != K.shape[1]:
         raise ValueError(f"K must be (C_out, {X.shape[0]}, 1, 1) for X of shape "
                          f"{tuple(X.shape)}, got {tuple(K.shape)}")
@@ -526,24 +474,20 @@ def show_conv1x1(X, K, *, position: tuple[int, int] = (0, 0),
             (product, f"x = X[:, {i}, {j}], W = K[:, :, 0, 0], y = Y[:, {i}, {j}] = W x\n"
                       f"the same W mixes the channels at each of the {h} × {w} pixels"),
             (outputs, "")]
-    return _rows_figure(rows, title or f"A 1 × 1 convolution: {K.shape[1]} channels in, "
-                                       f"{K.shape[0]} out, at pixel ({i}, {j})")
+    return _rows_figure(rows, f"A 1 × 1 convolution: {K.shape[1]} channels in, "
+                              f"{K.shape[0]} out, at pixel ({i}, {j})")
 
 
 DEPTH_X, DEPTH_Y = 0.45, 0.35  # cells a channel recedes, right and up, in the 3-D views
 TEXT_CELLS = 0.2  # cells one character of an 8-point label takes at the volume scale
-MAX_VOLUME = 12  # largest side (channels, height or width) a volume figure draws
 VOLUME_FACE = {"input": "cell", "kernel": "kernel", "output": "done"}  # colours from STYLE
 
 
 def _shape(values, name: str, length: int, layout: str) -> tuple[int, ...]:
-    """``values`` (a tuple or ``torch.Size``) as ``length`` sizes from 1 to ``MAX_VOLUME``."""
+    """``values`` (a tuple or ``torch.Size``) as ``length`` sizes of at least 1."""
     shape = tuple(values) if isinstance(values, (tuple, list)) else ()
     if len(shape) != length or min(shape) < 1:
         raise ValueError(f"{name} must be {length} positive sizes {layout}, got {values!r}")
-    if max(shape) > MAX_VOLUME:
-        raise ValueError(f"{name} {shape} has a side above {MAX_VOLUME}; a volume figure "
-                         f"draws every cell, so use smaller sizes")
     return shape
 
 
@@ -599,8 +543,7 @@ def _wire_box(ax: Axes, left: float, top: float, col: int, row: int,
                 gid=f"{gid}:edge:{k}")
 
 
-def show_conv_volume(input_shape, weight_shape, *, position: tuple[int, int] = (0, 0),
-                     title: str | None = None) -> Figure:
+def show_conv_volume(input_shape, weight_shape, *, position: tuple[int, int] = (0, 0)) -> Figure:
     """A convolution layer in 3-D: the ``(C, H, W)`` input with the window at ``position``
     outlined, one kernel block of the weight shape, the output volume (chapter 4)."""
     channels, h, w = _shape(input_shape, "input_shape", 3, "(C, H, W)")
@@ -622,8 +565,7 @@ def show_conv_volume(input_shape, weight_shape, *, position: tuple[int, int] = (
     width = max(drawn, max(len(line) for line in caption.split("\n")) * TEXT_CELLS,
                 len(heading) * TEXT_CELLS)
     scale = min(CELL, (WIDTH - 0.3) / width)
-    fig, axes = _subplots(1, 1, max(width * scale + 0.3, _title_width(title or "")),
-                          (height + 4.0) * scale + 0.7)
+    fig, axes = _subplots(1, 1, width * scale + 0.3, (height + 4.0) * scale + 0.7)
     ax = axes[0, 0]
     top, left = 0.0, (width - drawn) / 2
     origin = left
@@ -633,9 +575,8 @@ def show_conv_volume(input_shape, weight_shape, *, position: tuple[int, int] = (
         _volume(ax, name, size, left, block_top, marked)
         if name == "input":
             _wire_box(ax, left, block_top, j, i, (channels, kh, kw), "window")
-        label = {"input": f"input\n{channels} × {h} × {w}",
-                 "kernel": f"kernel K[0]\n{c_in} × {kh} × {kw}",
-                 "output": f"output\n{c_out} × {out[1]} × {out[2]}"}[name]
+        sides = " × ".join(map(str, size))
+        label = f"{'kernel K[0]' if name == 'kernel' else name}\n{sides}"
         ax.text(left + size[2] / 2, block_top - size[1] - 0.75, label, ha="center",
                 va="top", fontsize=8, linespacing=1.3, gid=f"{name}:label")
         left += block_width
@@ -656,7 +597,7 @@ def show_conv_volume(input_shape, weight_shape, *, position: tuple[int, int] = (
     ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title(heading, fontsize=8)
-    fig.suptitle(title or f"A convolution in 3-D: each output value reads a "
-                          f"{channels} × {kh} × {kw} block", wrap=True)
+    fig.suptitle(f"A convolution in 3-D: each output value reads a {channels} × {kh} × {kw} "
+                 "block", wrap=True)
     fig.tight_layout()
     return fig

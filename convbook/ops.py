@@ -1,8 +1,5 @@
-"""convbook.ops: the convolution, pooling and batch-norm operations of chapters 2–7, by hand.
-
-Each public function first checks its arguments: the checks at the end of this file wrap
-the functions, so ``inspect.getsource`` shows the bare code the chapters print.
-"""
+"""convbook.ops: the convolution, pooling and batch-norm operations of chapters 2–7, by hand;
+the argument checks at the end wrap them, so ``inspect.getsource`` shows the bare code."""
 from __future__ import annotations
 
 import functools
@@ -102,11 +99,8 @@ def batch_norm(X, gamma, beta, moving_mean, moving_var, *, training, eps=1e-5,
 
 def conv_output_shape(input_hw: IntOrPair, kernel: IntOrPair, padding: IntOrPair = 0,
                       stride: IntOrPair = 1, dilation: IntOrPair = 1) -> tuple[int, int]:
-    """Output (height, width) of a convolution or pooling layer (chapter 3).
-
-    Per dimension ``floor((n + 2p - d(k - 1) - 1) / s) + 1``, with ``p`` the padding on
-    *each* side, as in ``nn.Conv2d``. Every argument is an int or a (height, width) pair.
-    """
+    """Output (height, width) of a convolution or pooling layer, per dimension
+    ``floor((n + 2p - d(k - 1) - 1) / s) + 1`` with padding ``p`` on each side (chapter 3)."""
     names = ("input_hw", "kernel", "padding", "stride", "dilation")
     pairs = [_pair(v, name) for v, name in zip((input_hw, kernel, padding, stride, dilation),
                                                names)]

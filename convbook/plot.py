@@ -94,11 +94,9 @@ def show_kernels(weight, title: str | None = None) -> Figure:
     centred on zero (chapters 2, 7)."""
     values = _as_tensor(weight, "weight", 4, "(out_channels, in_channels, kh, kw)")
     n_out, n_in = values.shape[:2]
-    if n_in == 1:  # a first layer: its kernels wrap into rows of up to eight
-        ncols = min(n_out, 8)
-        nrows, cells = math.ceil(n_out / ncols), [(o, 0) for o in range(n_out)]
-    else:
-        nrows, ncols, cells = n_out, n_in, [(o, i) for o in range(n_out) for i in range(n_in)]
+    cells = [(o, i) for o in range(n_out) for i in range(n_in)]
+    ncols = min(len(cells), 8)  # the kernels wrap into rows of up to eight
+    nrows = math.ceil(len(cells) / ncols)
     cell = min(0.9, (MAX_WIDTH - 1.4) / ncols, 7.0 / nrows)
     fig, axes = _subplots(nrows, ncols, cell * ncols + 1.4, cell * nrows + 0.8,
                           layout="constrained")
@@ -109,14 +107,8 @@ def show_kernels(weight, title: str | None = None) -> Figure:
             continue
         o, i = cells[index]
         image = ax.imshow(values[o, i].numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if n_in == 1:
-            ax.set_title(f"out {o}", fontsize=8)
-        elif o == 0:
-            ax.set_title(f"in {i}", fontsize=8)
-        if n_in > 1 and i == 0:
-            ax.set_ylabel(f"out {o}", fontsize=8)
+        ax.set(xticks=[], yticks=[])
+        ax.set_title(f"out {o}" if n_in == 1 else f"out {o}, in {i}", fontsize=8)
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="weight")
     fig.suptitle(title or f"{n_out} × {n_in} kernels of size "
                  f"{values.shape[2]} × {values.shape[3]}")
@@ -144,14 +136,8 @@ def _plot_metric(ax: Axes, history: pd.DataFrame, metric: str, label: str,
 
 def plot_history(history: pd.DataFrame, title: str | None = None, *,
                  train_label: str = TRAIN_LABEL) -> Figure:
-    """Loss and accuracy per epoch from the DataFrame ``convbook.train.fit`` returns.
-
-    Needs the columns ``epoch``, ``train_loss`` and ``train_acc``; ``val_loss`` and
-    ``val_acc`` are drawn dashed when present and not all NaN (chapters 6–11). The legend
-    sits below both panels, so it hides no data, and names what each curve measures:
-    ``fit``'s train numbers are a running mean over the epoch while the weights change,
-    validation is measured once at the end of the epoch.
-    """
+    """Loss and accuracy per epoch from ``convbook.train.fit``'s DataFrame, validation dashed
+    (chapters 6–11); the legend below the panels says what each curve measures."""
     if not isinstance(history, pd.DataFrame):
         raise TypeError(f"history must be a pandas DataFrame, got {type(history).__name__}")
     missing = [c for c in ("epoch", "train_loss", "train_acc") if c not in history]
@@ -194,15 +180,10 @@ def plot_confusion_matrix(cm, class_names: Sequence[str], title: str | None = No
     return fig
 
 
-LAYER_COLOURS = {
+LAYER_COLOURS = {  # a layer's box colour, by the kind its class name says it is
     "Conv": "#90caf9", "Linear": "#ef9a9a", "Pool": "#a5d6a7", "Norm": "#ce93d8",
     "ReLU": "#ffe082", "Sigmoid": "#ffe082", "Tanh": "#ffe082", "Dropout": "#e0e0e0",
 }
-
-
-def _layer_colour(layer: str) -> str:
-    """Fill colour of a layer's box, by the kind of layer its class name says it is."""
-    return next((c for key, c in LAYER_COLOURS.items() if key in layer), "#eeeeee")
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
@@ -216,7 +197,8 @@ def plot_architecture(model, input_shape: Sequence[int], title: str | None = Non
     table = layer_table(model, input_shape)
     shape = tuple(input_shape) if len(input_shape) != 3 else (1, *input_shape)
     rows = [("input", _shape_text(shape), "", "#ffffff")] + [
-        (layer, _shape_text(out), f"{params:,}" if params else "", _layer_colour(layer))
+        (layer, _shape_text(out), f"{params:,}" if params else "",
+         next((c for key, c in LAYER_COLOURS.items() if key in layer), "#eeeeee"))
         for layer, out, params in zip(table["layer"], table["output shape"], table["parameters"])]
     step = 0.42
     fig, axes = _subplots(1, 1, 5.6, step * len(rows) + 0.8)
@@ -267,25 +249,6 @@ def show_channel_stats(activations: Mapping[str, torch.Tensor],
     return fig
 
 
-def _attribution_rows(maps, map_name: str, n: int, size: tuple[int, int]) -> dict:
-    """``maps`` as ``{name: (N, H, W) tensor}``, each checked against the images."""
-    rows = dict(maps) if isinstance(maps, Mapping) else {map_name: maps}
-    for name, values in rows.items():
-        rows[name] = _as_tensor(values, f"maps[{name!r}]", 3, "(N, H, W)")
-        if tuple(rows[name].shape) != (n, *size):
-            raise ValueError(f"maps must be (N, H, W) = {(n, *size)} to match images, got "
-                             f"{tuple(rows[name].shape)} for {name!r}")
-    return rows
-
-
-def _attribution_scale(values: torch.Tensor) -> dict:
-    """One colour scale per kind: 0..max in ``viridis``, or ``RdBu_r`` about 0 when negative."""
-    top = values.abs().max().item() or 1.0
-    if values.min() >= 0:
-        return {"cmap": "viridis", "vmin": 0.0, "vmax": top}
-    return {"cmap": "RdBu_r", "vmin": -top, "vmax": top}
-
-
 def show_attribution(images, maps, *, labels=None, predictions=None,
                      class_names: Sequence[str] | None = None, map_name: str = "attribution",
                      title: str | None = None) -> Figure:
@@ -294,14 +257,22 @@ def show_attribution(images, maps, *, labels=None, predictions=None,
     batch, pixels, labels, predictions = _captioned_images(images, labels, predictions,
                                                            class_names)
     n, channels, h, w = batch.shape
-    rows = _attribution_rows(maps, map_name, n, (h, w))
+    rows = dict(maps) if isinstance(maps, Mapping) else {map_name: maps}
+    scales = {}  # one colour scale per kind: 0..max in viridis, RdBu_r about 0 when negative
+    for name, values in rows.items():
+        rows[name] = _as_tensor(values, f"maps[{name!r}]", 3, "(N, H, W)")
+        if tuple(rows[name].shape) != (n, h, w):
+            raise ValueError(f"maps must be (N, H, W) = {(n, h, w)} to match images, got "
+                             f"{tuple(rows[name].shape)} for {name!r}")
+        top = rows[name].abs().max().item() or 1.0
+        signed = bool(rows[name].min() < 0)
+        scales[name] = {"cmap": "RdBu_r" if signed else "viridis",
+                        "vmin": -top if signed else 0.0, "vmax": top}
     cell = min(1.1, (MAX_WIDTH - 1.6) / n)
     fig, axes = _subplots(len(rows) + 1, n, cell * n + 1.6, (len(rows) + 1) * cell * 1.2 + 0.6,
                           layout="constrained")
-    scales = {name: _attribution_scale(values) for name, values in rows.items()}
     for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set(xticks=[], yticks=[])
     for k in range(n):
         axes[0, k].imshow(pixels[k].squeeze(-1) if channels == 1 else pixels[k],
                           cmap="gray" if channels == 1 else None, vmin=0, vmax=1)

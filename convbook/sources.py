@@ -11,9 +11,7 @@ with ``download=False``. ``locate`` looks, in order, in
 
 and otherwise downloads into the cache from :data:`MIRRORS` (unless ``$CONVBOOK_OFFLINE=1``).
 Sources are only read; what is unpacked or downloaded is written through
-:func:`atomic_write`, and every file must match its official MD5. This docstring is the
-code's one description of the search order; README.md's "Data without the network" is the
-readers' one. Chapters 8 and 9 call :func:`cache_dir`.
+:func:`atomic_write`, and every file must match its official MD5.
 """
 from __future__ import annotations
 
@@ -24,7 +22,6 @@ import http.client
 import os
 import tarfile
 import tempfile
-import time
 import urllib.request
 import zlib
 from collections.abc import Iterator, Sequence
@@ -36,7 +33,7 @@ from torchvision.datasets.utils import calculate_md5
 
 try:
     import fcntl
-except ImportError:  # Windows: no flock, so only age tells a dead write from a live one
+except ImportError:  # Windows: no flock, so exclusive() cannot make writers take turns
     fcntl = None
 
 __all__ = ["DatasetNotFoundError", "CorruptDatasetError", "CacheError", "DEBIAN_FASHION_MNIST",
@@ -124,23 +121,12 @@ def _folder(name: str) -> str:
 # ------------------------------------------------------------- writing atomically
 
 
-#: A temporary file younger than this is never removed: its writer may be starting up.
-MIN_STALE_AGE_S = 60.0
-#: Without ``flock`` (Windows), a temporary file is stale only after this long.
-UNLOCKED_STALE_AGE_S = 24 * 3600.0
-
-
 def atomic_write(dest: Path, write: Callable[[BinaryIO], object], suffix: str) -> Path:
-    """Call ``write(file)`` on ``.<dest.name>.<random><suffix>``, then rename it to ``dest``.
-
-    The file is flushed to disk before the rename and ``flock``-ed while it is written, so
-    :func:`remove_stale` can tell a killed write from a live one (checkpoints use both).
-    """
+    """Call ``write(file)`` on ``.<dest.name>.<random><suffix>``, flush it to disk, then
+    rename it to ``dest``: a reader sees the whole file or none (checkpoints use it too)."""
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=suffix)
     try:
         with os.fdopen(fd, "wb") as f:
-            if fcntl is not None:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -149,26 +135,6 @@ def atomic_write(dest: Path, write: Callable[[BinaryIO], object], suffix: str) -
         Path(tmp).unlink(missing_ok=True)
         raise
     return dest
-
-
-def remove_stale(folder: Path, pattern: str) -> list[Path]:
-    """Delete the temporaries matching ``pattern`` in ``folder`` that no live write holds,
-    and return them; a file that cannot be removed is left alone."""
-    removed = []
-    now = time.time()
-    for path in folder.glob(pattern):
-        try:
-            age = now - path.stat().st_mtime
-            if age < MIN_STALE_AGE_S or (fcntl is None and age < UNLOCKED_STALE_AGE_S):
-                continue
-            with open(path, "rb") as f:
-                if fcntl is not None:
-                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                path.unlink()
-            removed.append(path)
-        except OSError:  # locked by a live writer, vanished, or not ours to delete
-            continue
-    return removed
 
 
 @contextlib.contextmanager
@@ -313,13 +279,9 @@ def _sources(name: str, root: str | Path | None) -> list[tuple[str, Path]]:
 
 def locate(name: str, root: str | Path | None = None, download: bool | None = None,
            mirrors: Sequence[str] = ()) -> Path:
-    """A folder from which ``torchvision.datasets`` opens ``name`` with ``download=False``.
-
-    ``name`` is ``"fashion_mnist"``, ``"mnist"`` or ``"cifar10"``. ``download=None``
-    downloads when no offline copy exists unless ``$CONVBOOK_OFFLINE=1``; ``False``
-    never downloads; ``True`` always may, trying the base URLs ``mirrors`` before
-    :data:`MIRRORS`. See the module docstring for the search order.
-    """
+    """A folder from which ``torchvision.datasets`` opens ``name`` (``"fashion_mnist"``,
+    ``"mnist"``, ``"cifar10"``) with ``download=False``. ``download=None`` downloads unless
+    ``$CONVBOOK_OFFLINE=1``, trying the base URLs ``mirrors`` before :data:`MIRRORS`."""
     _folder(name)  # an unknown name fails here
     cache = cache_dir()
     looked = []
@@ -376,11 +338,8 @@ def _download_archives(name: str, cache: Path, mirrors: list[str]) -> list[Path]
 
 
 def download(url_list: list[str], dest: str | Path, md5: str) -> Path:
-    """Fetch ``dest`` from the first URL in ``url_list`` that serves bytes with ``md5``.
-
-    Only a verified file is renamed to ``dest`` (:func:`atomic_write`). When every URL
-    fails, :class:`DatasetNotFoundError` lists each URL and why.
-    """
+    """Fetch ``dest`` from the first URL in ``url_list`` that serves bytes with ``md5``; when
+    every URL fails, :class:`DatasetNotFoundError` lists each URL and why."""
     dest = Path(dest)
     failures = []
     for url in url_list:

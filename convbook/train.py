@@ -1,6 +1,5 @@
-"""convbook.train: ``fit``, ``evaluate``, ``predict`` and checkpoints (chapter 6). ``fit``
-reads its running sums back from the device once per epoch, not every batch (speed.md).
-"""
+"""convbook.train: ``fit``, ``evaluate``, ``predict`` and checkpoints (chapter 6); ``fit``
+reads its running sums back from the device once per epoch, not every batch (speed.md)."""
 from __future__ import annotations
 
 import contextlib
@@ -20,9 +19,8 @@ from torch import Tensor, nn
 from .sources import atomic_write
 from ._torch import check_labels, check_model, eval_mode, model_device
 
-HISTORY_COLUMNS = (
-    "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "examples_per_s",
-)
+HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds",
+                   "examples_per_s")
 
 
 def best_device() -> torch.device:
@@ -94,12 +92,9 @@ def fit(model: nn.Module, train_data: Iterable, val_data: Iterable | None = None
         loss_fn: nn.Module | None = None, scheduler: Any = None, amp: bool = False,
         device: torch.device | str | None = None, log_every: int | None = None,
         verbose: bool = True) -> pd.DataFrame:
-    """Train ``model`` on ``(X, y)`` batches; return one row per epoch (``HISTORY_COLUMNS``).
-
-    Pass an ``optimizer``, or ``lr`` for plain SGD; ``scheduler`` steps after every batch;
-    ``amp`` as in :func:`amp_dtype`; ``device=None`` is :func:`best_device`. A non-finite
-    training loss raises ``FloatingPointError`` naming the epoch and batch (chapter 6).
-    """
+    """Train ``model`` on ``(X, y)`` batches with an ``optimizer``, or plain SGD at ``lr``
+    (``scheduler`` steps every batch; ``device=None``: :func:`best_device`); one row per
+    epoch (``HISTORY_COLUMNS``). A non-finite loss is a ``FloatingPointError`` (chapter 6)."""
     check_model(model)
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
@@ -187,12 +182,11 @@ def _evaluate(model: nn.Module, data: Iterable, loss_fn: nn.Module, name: str) -
     return {"loss": loss_sum.item() / n, "accuracy": correct.item() / n}
 
 
-def evaluate(model: nn.Module, data: Iterable, *,
-             loss_fn: nn.Module | None = None) -> dict[str, float]:
-    """Mean loss and accuracy, ``{"loss", "accuracy"}``, of ``model`` on ``(X, y)`` batches,
-    in evaluation mode on the model's device (chapters 6–13)."""
+def evaluate(model: nn.Module, data: Iterable) -> dict[str, float]:
+    """Mean cross-entropy loss and accuracy, ``{"loss", "accuracy"}``, of ``model`` on
+    ``(X, y)`` batches, in evaluation mode on the model's device (chapters 6–13)."""
     check_model(model)
-    return _evaluate(model, data, nn.CrossEntropyLoss() if loss_fn is None else loss_fn, "data")
+    return _evaluate(model, data, nn.CrossEntropyLoss(), "data")
 
 
 def predict(model: nn.Module, images: Tensor, *, batch_size: int = 1024) -> Tensor:
@@ -207,8 +201,8 @@ def predict(model: nn.Module, images: Tensor, *, batch_size: int = 1024) -> Tens
 
 
 def _plain_metadata(value: Any, name: str) -> Any:
-    """``value`` with NumPy scalars as Python values, which ``weights_only`` loading reads
-    back (``history["val_acc"].max()`` is a ``numpy.float64``); other types a TypeError."""
+    """``value`` with NumPy scalars (``history["val_acc"].max()``) as the Python values that
+    ``weights_only`` loading reads back; other types a TypeError."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, (list, tuple)):

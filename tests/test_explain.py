@@ -45,7 +45,9 @@ def _quadrant_mask() -> torch.Tensor:
 def test_saliency_lights_up_only_the_quadrant_with_the_largest_channel_weight():
     model = QuadrantNet(weights=(1.0, -2.0, 0.5))
     images = torch.rand(2, 3, SIZE, SIZE)
-    maps = explain.saliency(model, images, target=0)
+    images[:, 0] += 1  # class 0 wins: its logit is at least 16 > 4
+    images[:, 1] = 0
+    maps = explain.saliency(model, images)
     expected = torch.where(_quadrant_mask(), 2.0 / (1 + model.norm.eps) ** 0.5, 0.0)
     assert maps.shape == (2, SIZE, SIZE)
     torch.testing.assert_close(maps, expected.expand(2, SIZE, SIZE))
@@ -58,19 +60,17 @@ def test_saliency_of_the_predicted_class_and_of_a_batch():
     maps = explain.saliency(model, torch.stack([bright, dark]))
     assert (maps[0] > 0).equal(_quadrant_mask())
     assert maps[1].eq(0).all()  # class 1's score ignores the image
-    torch.testing.assert_close(explain.saliency(model, bright), maps[0])
-    per_image = explain.saliency(model, torch.stack([bright, dark]), target=torch.tensor([1, 0]))
-    assert per_image[0].eq(0).all() and (per_image[1] > 0).equal(_quadrant_mask())
+    torch.testing.assert_close(explain.saliency(model, bright[None])[0], maps[0])
 
 
 def test_explanations_use_eval_mode_restore_the_mode_and_leave_grads_alone():
     model = QuadrantNet().train()
     images = torch.rand(3, 1, SIZE, SIZE) + 0.5
-    first = explain.saliency(model, images, target=0)
+    first = explain.saliency(model, images)
     assert model.training
-    torch.testing.assert_close(explain.saliency(model, images, target=0), first)
+    torch.testing.assert_close(explain.saliency(model, images), first)
     assert all(p.grad is None for p in model.parameters())
-    explain.occlusion(model, images[0], patch=4, stride=4)
+    explain.occlusion(model, images[:1], patch=4, stride=4)
     assert model.training
     evaluated = QuadrantNet().eval()
     explain.saliency(evaluated, images)
@@ -87,8 +87,8 @@ def _p0(model, x):
 
 def test_occlusion_with_aligned_patches_is_the_probability_drop_on_the_quadrant_only():
     model = QuadrantNet()
-    image = torch.rand(1, SIZE, SIZE) + 0.5
-    heat = explain.occlusion(model, image, target=0, patch=4, stride=4)
+    image = torch.rand(1, SIZE, SIZE) + 1.5  # class 0 wins: its logit is at least 6 > 4
+    heat = explain.occlusion(model, image[None], patch=4, stride=4)[0]
     hidden = image.clone()
     hidden[:, :4, :4] = 0.0
     drop = (_p0(model, image[None]) - _p0(model, hidden[None])).item()
@@ -101,40 +101,35 @@ def test_occlusion_with_aligned_patches_is_the_probability_drop_on_the_quadrant_
 
 def test_occlusion_with_overlapping_patches_is_zero_where_no_patch_touches_the_quadrant():
     model = QuadrantNet()
-    images = torch.rand(2, 1, SIZE, SIZE) + 0.5
-    heat = explain.occlusion(model, images, target=0, patch=4, stride=2)
+    images = torch.rand(2, 1, SIZE, SIZE) + 1.5
+    heat = explain.occlusion(model, images, patch=4, stride=2)
     assert heat.shape == (2, SIZE, SIZE)
     touched = torch.zeros(SIZE, SIZE, dtype=torch.bool)
     touched[:6, :6] = True  # patches start at 0, 2, 4; only those at 0 and 2 reach rows 0-3
     assert (heat[:, touched] > ROUNDING).all() and heat[:, ~touched].abs().max() < ROUNDING
     for n in range(2):
-        torch.testing.assert_close(explain.occlusion(model, images[n], target=0, patch=4,
-                                                     stride=2), heat[n])
+        torch.testing.assert_close(explain.occlusion(model, images[n:n + 1], patch=4,
+                                                     stride=2)[0], heat[n])
         peak = divmod(heat[n].argmax().item(), SIZE)
         assert _quadrant_mask()[peak]
 
 
 def test_occlusion_covers_the_border_when_the_stride_does_not_divide_the_size():
     model = QuadrantNet()
-    heat = explain.occlusion(model, torch.rand(1, SIZE, SIZE) + 0.5, target=0, patch=3, stride=3)
+    heat = explain.occlusion(model, torch.rand(1, 1, SIZE, SIZE) + 1.5, patch=3, stride=3)[0]
     assert torch.isfinite(heat).all() and (heat[:4, :4] > 0).all()
 
 
 @pytest.mark.parametrize("call, error, message", [
-    (lambda m: explain.saliency(m, torch.rand(SIZE, SIZE)), ValueError, r"\(C, H, W\)"),
-    (lambda m: explain.saliency(m, torch.rand(2, 1, SIZE, SIZE), target=2), ValueError,
-     r"\[0, 2\)"),
-    (lambda m: explain.saliency(m, torch.rand(2, 1, SIZE, SIZE), target=[0, 1, 0]), ValueError,
-     "3 entries but there are 2 images"),
-    (lambda m: explain.saliency(m, torch.rand(2, 1, SIZE, SIZE), target=0.5), TypeError,
-     "integer"),
+    (lambda m: explain.saliency(m, torch.rand(1, SIZE, SIZE)), ValueError,
+     r"\(N, C, H, W\), got shape \(1, 8, 8\); for one image pass image\[None\]"),
     (lambda m: explain.saliency(lambda x: x, torch.rand(1, 1, SIZE, SIZE)), TypeError,
      "nn.Module"),
     (lambda m: explain.saliency(nn.Flatten(0), torch.rand(1, 1, SIZE, SIZE)), ValueError,
      r"\(N, num_classes\)"),
-    (lambda m: explain.occlusion(m, torch.rand(1, SIZE, SIZE), patch=9), ValueError,
+    (lambda m: explain.occlusion(m, torch.rand(1, 1, SIZE, SIZE), patch=9), ValueError,
      "patch <= image size"),
-    (lambda m: explain.occlusion(m, torch.rand(1, SIZE, SIZE), stride=0), ValueError,
+    (lambda m: explain.occlusion(m, torch.rand(1, 1, SIZE, SIZE), stride=0), ValueError,
      "stride >= 1"),
 ])
 def test_bad_arguments_fail_clearly(call, error, message):
@@ -164,30 +159,26 @@ def test_grad_cam_matches_a_hand_computation_on_a_tiny_network():
         for p in model.parameters():
             p.copy_(torch.randn(p.shape, generator=generator))
     images = torch.randn(2, 1, SIZE, SIZE, generator=generator)
-    cam = explain.grad_cam(model, images, target=[1, 3], layer="relu")
+    cam = explain.grad_cam(model, images, layer="relu")
     with torch.no_grad():
         maps = model.relu(model.conv(images))  # (2, 3, 4, 4)
+        predicted = model(images).argmax(1)
     h, w = maps.shape[-2:]
     # d score_c / d A_k(i, j) = W[c, k] / (h w) at every position: that is each map's weight
-    weights = model.linear.weight.detach()[[1, 3]] / (h * w)
+    weights = model.linear.weight.detach()[predicted] / (h * w)
     by_hand = torch.relu((weights[:, :, None, None] * maps).sum(dim=1, keepdim=True))
     expected = nn.functional.interpolate(by_hand, size=(SIZE, SIZE), mode="bilinear",
                                          align_corners=False)[:, 0]
     assert cam.shape == (2, SIZE, SIZE)
     torch.testing.assert_close(cam, expected)
     assert (cam >= 0).all() and (cam > 0).any()
-    torch.testing.assert_close(explain.grad_cam(model, images[1], target=3, layer="relu"),
-                               cam[1])
+    torch.testing.assert_close(explain.grad_cam(model, images[1:], layer="relu")[0], cam[1])
 
 
 def test_grad_cam_of_the_predicted_class_is_never_negative_and_keeps_the_mode():
     model = TinyCamNet().train()
     images = torch.randn(5, 1, SIZE, SIZE)
     cam = explain.grad_cam(model, images, layer="conv")
-    predicted = model.eval()(images).argmax(1)
-    model.train()
-    torch.testing.assert_close(cam, explain.grad_cam(model, images, target=predicted,
-                                                     layer="conv"))
     assert cam.shape == (5, SIZE, SIZE) and (cam >= 0).all()
     assert model.training and all(p.grad is None for p in model.parameters())
     assert not model.conv._forward_hooks  # the hook is removed again
@@ -206,7 +197,8 @@ def test_grad_cam_names_a_missing_or_unsuitable_layer(layer, message):
 def test_show_attribution_draws_each_kind_of_map_on_one_shared_scale_with_a_colour_bar():
     model = QuadrantNet()
     images = torch.rand(3, 1, SIZE, SIZE)
-    maps = explain.saliency(model, images, target=0) * torch.tensor([1.0, 2.0, 3.0])[:, None, None]
+    maps = explain.saliency(model, images + 1.5)  # class 0 wins: logit at least 6 > 4
+    maps = maps * torch.tensor([1.0, 2.0, 3.0])[:, None, None]
     fig = plot.show_attribution(images, maps, labels=[0, 1, 1], predictions=[0, 0, 1],
                                 class_names=["left", "right"], map_name="saliency")
     assert fig.get_suptitle() == "Saliency maps of 3 images"

@@ -153,7 +153,7 @@ def test_show_feature_maps_gives_one_titled_panel_per_channel():
 def test_show_kernels_grid_has_a_panel_per_kernel_and_one_colour_bar():
     fig = plot.show_kernels(torch.randn(4, 3, 3, 3))
     assert len(fig.axes) == 4 * 3 + 1
-    assert _titles(fig)[:3] == ["in 0", "in 1", "in 2"]
+    assert _titles(fig)[:4] == ["out 0, in 0", "out 0, in 1", "out 0, in 2", "out 1, in 0"]
     assert fig.axes[-1].get_ylabel() == "weight"
     first_layer = plot.show_kernels(models.LeNet().net[0].weight)
     assert len(first_layer.axes) == 6 + 1

@@ -30,13 +30,11 @@ def test_wilson_covers_the_true_accuracy_about_95_percent_of_the_time():
     assert 0.93 <= np.mean(covered) <= 0.97
 
 
-def test_narrower_for_more_examples_and_lower_confidence():
+def test_narrower_for_more_examples():
     wide = cb.stats.accuracy_interval(0.9, 1000)
     narrow = cb.stats.accuracy_interval(0.9, 10000)
-    loose = cb.stats.accuracy_interval(0.9, 1000, confidence=0.8)
     width = lambda iv: iv[1] - iv[0]  # noqa: E731
     assert width(narrow) < width(wide) / 3
-    assert width(loose) < width(wide)
 
 
 def test_difference_matches_newcombes_published_example():
@@ -66,7 +64,6 @@ def test_format_interval():
     (lambda: cb.stats.accuracy_interval(0.5, 0), "n must be a positive whole number"),
     (lambda: cb.stats.accuracy_interval(0.5, 10.0), "n must be a positive whole number"),
     (lambda: cb.stats.accuracy_interval(91.5, 6000), r"accuracy must be a fraction in \[0, 1\]"),
-    (lambda: cb.stats.accuracy_interval(0.9, 6000, confidence=95), "confidence must be"),
 ])
 def test_bad_input_is_refused_with_a_specific_message(call, message):
     with pytest.raises(ValueError, match=message):
@@ -143,7 +140,6 @@ def test_confusion_matrix_matches_a_naive_loop():
 
 @pytest.mark.parametrize("y_true, y_pred, error, message", [
     ([0, 1], [0], ValueError, r"y_true has 2 entries but y_pred has 1"),
-    ([[0, 1]], [[0, 1]], ValueError, r"y_true must be 1-D, got shape \(1, 2\)"),
     ([0, 3], [0, 1], ValueError, r"y_true must lie in \[0, 3\)"),
     ([0, 1], [-1, 1], ValueError, r"y_pred must lie in \[0, 3\)"),
     ([0.0, 1.0], [0, 1], TypeError, r"y_true must hold integer class indices"),
@@ -158,11 +154,9 @@ def test_per_class_accuracy_is_each_rows_diagonal_share():
     assert stats.per_class_accuracy(cm).tolist() == pytest.approx([0.5, 1.0, 2 / 3])
 
 
-def test_per_class_accuracy_rejects_a_class_without_examples_and_non_square():
+def test_per_class_accuracy_rejects_a_class_without_examples():
     with pytest.raises(ValueError, match=r"classes \[1\] have no examples"):
         stats.per_class_accuracy(torch.tensor([[3, 0], [0, 0]]))
-    with pytest.raises(ValueError, match="square"):
-        stats.per_class_accuracy(torch.ones(2, 3))
 
 
 def test_a_rounded_accuracy_gives_the_interval_of_its_count():
