@@ -94,12 +94,15 @@ def fit(model: nn.Module, train_data: Iterable, val_data: Iterable | None = None
         verbose: bool = True) -> pd.DataFrame:
     """Train ``model`` on ``(X, y)`` batches with an ``optimizer``, or plain SGD at ``lr``
     (``scheduler`` steps every batch; ``device=None``: :func:`best_device`); one row per
-    epoch (``HISTORY_COLUMNS``). A non-finite loss is a ``FloatingPointError`` (chapter 6)."""
+    epoch (``HISTORY_COLUMNS``). A non-finite loss is a ``FloatingPointError`` (chapter 6).
+    The model goes back to the device it came from, so a chapter's own code can run it on
+    CPU tensors after training on a GPU."""
     check_model(model)
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
     if (optimizer is None) == (lr is None):
         raise ValueError("pass an optimizer, or lr to train with plain SGD (not both)")
+    home = model_device(model)
     device = best_device() if device is None else torch.device(device)
     model.to(device)
     if optimizer is None:
@@ -138,9 +141,8 @@ def fit(model: nn.Module, train_data: Iterable, val_data: Iterable | None = None
         loss_sum = (_checked_losses(losses, epoch, 1).double() * weights).sum()
         return float(loss_sum / sum(sizes)), correct.item() / sum(sizes), sum(sizes)
 
-    rows = _last_rows  # filled in place, so that last_history() sees every finished epoch
-    rows.clear()
-    for epoch in range(1, epochs + 1):
+    def run_epoch(epoch: int) -> None:
+        """Train one epoch, evaluate, and record (and print) its row of the history."""
         start = time.perf_counter()
         train_loss, train_acc, n = train_epoch(epoch)
         train_seconds = time.perf_counter() - start
@@ -160,6 +162,14 @@ def fit(model: nn.Module, train_data: Iterable, val_data: Iterable | None = None
                 line += f" | val loss {val['loss']:.4f} acc {val['accuracy']:.4f}"
             print(f"{line} | {rows[-1]['seconds']:.1f} s  {n / train_seconds:,.0f} ex/s",
                   flush=True)
+
+    rows = _last_rows  # filled in place, so that last_history() sees every finished epoch
+    rows.clear()
+    try:
+        for epoch in range(1, epochs + 1):
+            run_epoch(epoch)
+    finally:
+        model.to(home)
     return last_history()
 
 

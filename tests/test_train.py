@@ -216,6 +216,22 @@ def test_diverging_learning_rate_raises():
         fit(tiny_net(), train, epochs=1, lr=1e30, device="cpu", verbose=False)
 
 
+@pytest.mark.parametrize("lr", [0.1, 1e30])  # trains; diverges and raises
+def test_fit_moves_the_model_back_to_where_it_came_from(monkeypatch, lr):
+    """Chapters run a trained model on CPU tensors, so fit returns it to its own device
+    after training elsewhere, also when training stops with an error."""
+    moves, move = [], nn.Module.to
+    monkeypatch.setattr(nn.Module, "to", lambda self, *args, **kwargs: (
+        moves.append((self, torch.device(*args))), move(self, *args, **kwargs))[1])
+    model, (train, _) = tiny_net(), loaders()
+    try:
+        fit(model, train, epochs=1, lr=lr, device="cpu", verbose=False)
+    except FloatingPointError:
+        assert lr == 1e30
+    assert [device for module, device in moves if module is model] == [
+        torch.device("cpu"), torch.device("cpu")]
+
+
 def test_scheduler_is_stepped_once_per_batch():
     train, _ = loaders(batch_size=100)  # 6 batches per epoch
     model = tiny_net()
