@@ -32,13 +32,14 @@ __all__ = [
 def show_matrix(X, title: str | None = None, annotate: bool = True, *,
                 signed: bool = False) -> Figure:
     """A 2-D tensor as a shaded grid with its numbers written in (up to 16 a side), or with
-    a colour bar; ``signed`` shades red positive, blue negative (chapters 2, 3, 5)."""
+    a colour bar; grey from white (0) to black, or with ``signed`` red positive, blue negative
+    (chapters 2, 3, 5)."""
     values = _as_tensor(X, "X", 2, "(rows, columns)")
     h, w = values.shape
     cell = min(0.55, MAX_WIDTH / max(w, 1), 6.0 / max(h, 1))
     fig, axes = _subplots(1, 1, max(2.5, cell * w + 1.2), max(2.0, cell * h + 0.9))
     ax = axes[0, 0]
-    image = ax.imshow(values.numpy(), **_shading(values, signed, "Blues"))
+    image = ax.imshow(values.numpy(), **_shading(values, signed, "Greys"))
     if annotate and max(h, w) <= ANNOTATE_LIMIT:
         _annotate_cells(ax, values, [_format_number(v) for v in values.flatten().tolist()],
                         signed)

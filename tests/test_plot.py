@@ -79,7 +79,7 @@ def test_signed_shading_is_centred_on_zero_with_red_positive():
     panels = plot.show_feature_maps(maps, signed=True).axes
     assert [ax.images[0].get_clim() for ax in panels][0] == (-2.0, 2.0)
     assert panels[1].images[0].get_clim()[0] == -panels[1].images[0].get_clim()[1]
-    assert plot.show_matrix(values).axes[0].images[0].get_cmap().name == "Blues"
+    assert plot.show_matrix(values).axes[0].images[0].get_cmap().name == "Greys"
 
 
 @pytest.mark.parametrize("bad", [torch.rand(3), torch.rand(2, 3, 3)])
