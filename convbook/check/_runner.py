@@ -84,18 +84,12 @@ def same(expected: Any, obtained: Any, atol: float = 1e-5) -> bool:
     if expected is Ellipsis:
         return True
     if isinstance(expected, torch.Tensor):
-        return (
-            isinstance(obtained, torch.Tensor)
-            and obtained.shape == expected.shape
-            and obtained.dtype == expected.dtype
-            and torch.allclose(obtained.detach().cpu(), expected, rtol=1e-4, atol=atol)
-        )
+        return (isinstance(obtained, torch.Tensor) and obtained.shape == expected.shape
+                and obtained.dtype == expected.dtype
+                and torch.allclose(obtained.detach().cpu(), expected, rtol=1e-4, atol=atol))
     if isinstance(expected, tuple):
-        return (
-            isinstance(obtained, tuple)
-            and len(obtained) == len(expected)
-            and all(same(e, o, atol) for e, o in zip(expected, obtained))
-        )
+        return (isinstance(obtained, tuple) and len(obtained) == len(expected)
+                and all(same(e, o, atol) for e, o in zip(expected, obtained)))
     return type(obtained) is type(expected) and obtained == expected
 
 

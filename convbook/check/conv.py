@@ -42,8 +42,7 @@ def _corr2d_cases() -> list[Case]:
     edges = [("1×1 kernel", (3, 4), (1, 1)), ("kernel as large as the input", (3, 4), (3, 4)),
              ("one-row input", (1, 5), (1, 2)), ("one-column input", (5, 1), (2, 1)),
              ("non-square input and kernel", (4, 7), (3, 2))]
-    cases += [Case(label, {"X": ints(gen, *x), "K": ints(gen, *k)})
-              for label, x, k in edges]
+    cases += [Case(label, {"X": ints(gen, *x), "K": ints(gen, *k)}) for label, x, k in edges]
     for number in range(1, 9):
         h, w = randint(gen, 1, 4), randint(gen, 1, 4)
         x_shape = (randint(gen, h, 7), randint(gen, w, 8))
@@ -84,34 +83,31 @@ def _per_dimension(rule: Callable[..., int]) -> Callable[..., tuple[int, int]]:
     return lambda *pairs: tuple(rule(*dim) for dim in zip(*pairs))
 
 
-def _shape_mistakes() -> list[Mistake]:
-    """Wrong output-size formulas learners write, each with its hint."""
-    return [
-        Mistake("Padding p is added on each side, so the padded size is "
-                f"{nobreak('n + 2p')}, not {nobreak('n + p')}: {SHAPE_FORMULA}.",
-                _per_dimension(lambda n, k, p, s, d: (n + p - _extent(k, d)) // s + 1)),
-        Mistake("Off by one: the first window position counts too, add 1 after dividing: "
-                f"{SHAPE_FORMULA}.",
-                _per_dimension(lambda n, k, p, s, d: (n + 2 * p - _extent(k, d)) // s)),
-        Mistake(f"A dilated kernel spans {EXTENT} pixels, not k: use that extent in "
-                f"place of k, {SHAPE_FORMULA}.",
-                _per_dimension(lambda n, k, p, s, d: (n + 2 * p - k) // s + 1)),
-        Mistake(f"A dilated kernel spans {EXTENT} pixels, not d·k: the gaps are only "
-                f"between its taps, {SHAPE_FORMULA}.",
-                _per_dimension(lambda n, k, p, s, d: (n + 2 * p - d * k) // s + 1)),
-        Mistake("Round down, not up: a window that does not fit entirely inside the padded "
-                f"input is dropped, {SHAPE_FORMULA}.",
-                _per_dimension(lambda n, k, p, s, d: -(-(n + 2 * p - _extent(k, d)) // s) + 1)),
-        Mistake("Divide by the stride: the window moves s pixels at a time, "
-                f"{SHAPE_FORMULA}.",
-                _per_dimension(lambda n, k, p, s, d: n + 2 * p - _extent(k, d) + 1)),
-        Mistake("Return (height, width) in that order, each from its own size, kernel, "
-                "padding, stride and dilation.",
-                lambda *pairs: _shape_reference(*pairs)[::-1]),
-        Mistake("Compute height and width separately: each has its own input size, kernel, "
-                "padding, stride and dilation (index [0] for height, [1] for width).",
-                lambda *pairs: _shape_reference(*[(p[0], p[0]) for p in pairs])),
-    ]
+SHAPE_MISTAKES = [  # wrong output-size formulas learners write
+    Mistake("Padding p is added on each side, so the padded size is "
+            f"{nobreak('n + 2p')}, not {nobreak('n + p')}: {SHAPE_FORMULA}.",
+            _per_dimension(lambda n, k, p, s, d: (n + p - _extent(k, d)) // s + 1)),
+    Mistake("Off by one: the first window position counts too, add 1 after dividing: "
+            f"{SHAPE_FORMULA}.",
+            _per_dimension(lambda n, k, p, s, d: (n + 2 * p - _extent(k, d)) // s)),
+    Mistake(f"A dilated kernel spans {EXTENT} pixels, not k: use that extent in "
+            f"place of k, {SHAPE_FORMULA}.",
+            _per_dimension(lambda n, k, p, s, d: (n + 2 * p - k) // s + 1)),
+    Mistake(f"A dilated kernel spans {EXTENT} pixels, not d·k: the gaps are only "
+            f"between its taps, {SHAPE_FORMULA}.",
+            _per_dimension(lambda n, k, p, s, d: (n + 2 * p - d * k) // s + 1)),
+    Mistake("Round down, not up: a window that does not fit entirely inside the padded "
+            f"input is dropped, {SHAPE_FORMULA}.",
+            _per_dimension(lambda n, k, p, s, d: -(-(n + 2 * p - _extent(k, d)) // s) + 1)),
+    Mistake(f"Divide by the stride: the window moves s pixels at a time, {SHAPE_FORMULA}.",
+            _per_dimension(lambda n, k, p, s, d: n + 2 * p - _extent(k, d) + 1)),
+    Mistake("Return (height, width) in that order, each from its own size, kernel, "
+            "padding, stride and dilation.",
+            lambda *pairs: _shape_reference(*pairs)[::-1]),
+    Mistake("Compute height and width separately: each has its own input size, kernel, "
+            "padding, stride and dilation (index [0] for height, [1] for width).",
+            lambda *pairs: _shape_reference(*[(p[0], p[0]) for p in pairs])),
+]
 
 
 def _shape_hint_generic(case: Case, expected: Any, obtained: Any) -> str:
@@ -171,7 +167,7 @@ def conv_output_shape(fn: Callable) -> None:
         what="F.conv2d (chapter 3's examples, edge and random cases)",
         signature="conv_output_shape(input_hw, kernel, padding, stride, dilation), "
                   "each a (height, width) pair",
-        mistakes=_shape_mistakes(), generic_hint=_shape_hint_generic)
+        mistakes=SHAPE_MISTAKES, generic_hint=_shape_hint_generic)
 
 
 def _conv_reference(X: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
@@ -208,22 +204,20 @@ def _channel_cases(out_channels: bool, one_by_one: bool = False) -> list[Case]:
     return cases
 
 
-def _multi_in_mistakes() -> list[Mistake]:
-    """Where learners put the channel sum wrong in ``corr2d_multi_in``."""
-    return [
-        Mistake(FLIPPED, lambda X, K: _conv_reference(X, K.flip(-2, -1)[None])[0]),
-        Mistake("Add up the per-channel results: the output is one channel, the sum over c "
-                "of corr2d(X[c], K[c]), not one map per input channel.", _per_channel),
-        Mistake("You summed the channels before correlating: correlate each channel X[c] "
-                "with its own kernel K[c], then add the results.",
-                lambda X, K: _conv_reference(X.sum(0, keepdim=True), K.sum(0)[None, None])[0]),
-        Mistake("Only channel 0 is used: loop over every channel, e.g. zip(X, K).",
-                lambda X, K: _conv_reference(X[:1], K[None, :1])[0]),
-        Mistake("Each input channel has its own kernel: channel c uses K[c], not K[0].",
-                lambda X, K: _per_channel(X, K[:1].expand_as(K)).sum(0)),
-        Mistake("Add the per-channel results; do not average them.",
-                lambda X, K: _conv_reference(X, K[None])[0] / X.shape[0]),
-    ]
+MULTI_IN_MISTAKES = [  # where learners put the channel sum wrong in corr2d_multi_in
+    Mistake(FLIPPED, lambda X, K: _conv_reference(X, K.flip(-2, -1)[None])[0]),
+    Mistake("Add up the per-channel results: the output is one channel, the sum over c "
+            "of corr2d(X[c], K[c]), not one map per input channel.", _per_channel),
+    Mistake("You summed the channels before correlating: correlate each channel X[c] "
+            "with its own kernel K[c], then add the results.",
+            lambda X, K: _conv_reference(X.sum(0, keepdim=True), K.sum(0)[None, None])[0]),
+    Mistake("Only channel 0 is used: loop over every channel, e.g. zip(X, K).",
+            lambda X, K: _conv_reference(X[:1], K[None, :1])[0]),
+    Mistake("Each input channel has its own kernel: channel c uses K[c], not K[0].",
+            lambda X, K: _per_channel(X, K[:1].expand_as(K)).sum(0)),
+    Mistake("Add the per-channel results; do not average them.",
+            lambda X, K: _conv_reference(X, K[None])[0] / X.shape[0]),
+]
 
 
 def corr2d_multi_in(fn: Callable) -> None:
@@ -235,22 +229,20 @@ def corr2d_multi_in(fn: Callable) -> None:
     run("corr2d_multi_in", fn, cases, reference=lambda X, K: _conv_reference(X, K[None])[0],
         what="F.conv2d (chapter 4's example, edge and random cases)",
         signature="corr2d_multi_in(X, K) with X of shape (C, H, W) and K of shape (C, h, w)",
-        mistakes=_multi_in_mistakes(), generic_hint=partial(tensor_hint, rule=rule))
+        mistakes=MULTI_IN_MISTAKES, generic_hint=partial(tensor_hint, rule=rule))
 
 
-def _multi_in_out_mistakes() -> list[Mistake]:
-    """Where learners put the stacking or the channel sum wrong in ``corr2d_multi_in_out``."""
-    return [
-        Mistake(FLIPPED, lambda X, K: _conv_reference(X, K.flip(-2, -1))),
-        Mistake("Stack one output channel per kernel K[o] (torch.stack(..., dim=0)); do "
-                "not add the output channels together.",
-                lambda X, K: _conv_reference(X, K).sum(0)),
-        Mistake("Stack the output channels along dim 0: the output is (C_out, H', W').",
-                lambda X, K: _conv_reference(X, K).permute(1, 2, 0)),
-        Mistake("Sum over the input channels for each output: output o is "
-                "corr2d_multi_in(X, K[o]), one (H', W') map.",
-                lambda X, K: torch.stack([_per_channel(X, k) for k in K])),
-    ]
+MULTI_IN_OUT_MISTAKES = [  # the stacking or the channel sum wrong in corr2d_multi_in_out
+    Mistake(FLIPPED, lambda X, K: _conv_reference(X, K.flip(-2, -1))),
+    Mistake("Stack one output channel per kernel K[o] (torch.stack(..., dim=0)); do "
+            "not add the output channels together.",
+            lambda X, K: _conv_reference(X, K).sum(0)),
+    Mistake("Stack the output channels along dim 0: the output is (C_out, H', W').",
+            lambda X, K: _conv_reference(X, K).permute(1, 2, 0)),
+    Mistake("Sum over the input channels for each output: output o is "
+            "corr2d_multi_in(X, K[o]), one (H', W') map.",
+            lambda X, K: torch.stack([_per_channel(X, k) for k in K])),
+]
 
 
 def corr2d_multi_in_out(fn: Callable) -> None:
@@ -264,7 +256,7 @@ def corr2d_multi_in_out(fn: Callable) -> None:
         what="F.conv2d (chapter 4's example, edge and random cases)",
         signature="corr2d_multi_in_out(X, K) with X of shape (C_in, H, W) and K of shape "
                   "(C_out, C_in, h, w)",
-        mistakes=_multi_in_out_mistakes(), generic_hint=partial(tensor_hint, rule=rule))
+        mistakes=MULTI_IN_OUT_MISTAKES, generic_hint=partial(tensor_hint, rule=rule))
 
 
 def _one_by_one_mistakes() -> list[Mistake]:

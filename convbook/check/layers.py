@@ -24,19 +24,14 @@ def _pool_reference(X, pool_size, mode="max", padding=(0, 0), stride=None,
     if fill is not None:
         batch = F.pad(batch, (padding[1], padding[1], padding[0], padding[0]), value=fill)
         padding = (0, 0)
-    if mode == "max":
-        Y = F.max_pool2d(batch, pool_size, stride, padding)
-    else:
-        Y = F.avg_pool2d(batch, pool_size, stride, padding,
-                         count_include_pad=count_include_pad)
+    Y = (F.max_pool2d(batch, pool_size, stride, padding) if mode == "max" else
+         F.avg_pool2d(batch, pool_size, stride, padding, count_include_pad=count_include_pad))
     return Y.reshape(*X.shape[:-2], *Y.shape[-2:])
 
 
 def _pool_case(label, X, size, mode, padding=(0, 0), stride="default") -> Case:
-    options = {"mode": mode, "padding": padding}
-    if stride != "default":
-        options["stride"] = stride
-    return Case(label, {"X": X, "pool_size": size}, options)
+    given = {} if stride == "default" else {"stride": stride}
+    return Case(label, {"X": X, "pool_size": size}, {"mode": mode, "padding": padding, **given})
 
 
 def _random_pool_case(gen: torch.Generator, number: int) -> Case:
@@ -183,9 +178,8 @@ def _bn_hint(case: Case, expected: Any, obtained: Any) -> str:
     if not isinstance(obtained, tuple) or len(obtained) != 3:
         return ("Return a tuple of three tensors, (Y, new_moving_mean, new_moving_var); "
                 f"got {describe(obtained)[:80]}.")
-    names = ("Y", "new_moving_mean", "new_moving_var")
     rule = "Y has the shape of X; the moving statistics have shape (C,)."
-    for name, e, o in zip(names, expected, obtained):
+    for name, e, o in zip(("Y", "new_moving_mean", "new_moving_var"), expected, obtained):
         if not same(e, o, atol=1e-4):
             return f"{name} is wrong. " + tensor_hint(case, e, o, rule=rule)
     return "Compare each of the three results with F.batch_norm."

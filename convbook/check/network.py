@@ -2,7 +2,7 @@
 layer by layer, then its parameter count and the output for a batch of two."""
 from __future__ import annotations
 
-from itertools import zip_longest
+from itertools import islice, zip_longest
 
 import torch
 from torch import nn
@@ -87,9 +87,7 @@ def _difference(expected: list, obtained: list,
 def _table(expected: list, obtained: list, upto: int) -> list[str]:
     """Lines comparing the layers up to and including ``upto``."""
     lines = [f"Layers for a {INPUT} input, yours | LeNet's:"]
-    for index, (exp, got) in enumerate(zip_longest(expected, obtained)):
-        if index > upto:
-            break
+    for index, (exp, got) in enumerate(islice(zip_longest(expected, obtained), upto + 1)):
         mine = f"{got[0]!r} {got[1]} {got[2]}" if got else "(none)"
         theirs = f"{exp[1]} {exp[2]}" if exp else "(none)"
         lines.append(f"  {index + 1}. {mine} | {theirs}")
