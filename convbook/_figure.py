@@ -79,9 +79,7 @@ def _display_range(images: torch.Tensor) -> torch.Tensor:
     """Images in [0, 1] unchanged; normalised ones min–max rescaled per image for display."""
     if images.min() >= 0 and images.max() <= 1:
         return images
-    flat = images.flatten(1)
-    low = flat.min(dim=1).values.view(-1, 1, 1, 1)
-    high = flat.max(dim=1).values.view(-1, 1, 1, 1)
+    low, high = (v.view(-1, 1, 1, 1) for v in torch.aminmax(images.flatten(1), dim=1))
     return (images - low) / (high - low).clamp_min(1e-12)
 
 

@@ -1,8 +1,6 @@
-"""Figures played one after another as a reproducible animated GIF (chapters 2–5).
-
-One palette for all frames and no timestamps, so the same frames always give the same bytes
-(nbval compares them); the GIF's comment block describes it, for the book's alt text.
-"""
+"""Figures played one after another as a reproducible animated GIF (chapters 2–5): one
+palette for all frames and no timestamps, so the same frames always give the same bytes
+(nbval compares them); the GIF's comment block describes it, for the book's alt text."""
 from __future__ import annotations
 
 import base64

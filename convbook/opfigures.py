@@ -1,8 +1,5 @@
-"""Step-through figures and GIFs of the operations of chapters 2–5, published as ``cb.plot.*``.
-
-The numbers in the cells are the ones ``torch.nn.functional`` computes. Every cell patch and
-text carries a ``gid`` ``"<grid>:<role>:<row>,<col>"``, which the tests read back.
-"""
+"""Step-through figures and GIFs of chapters 2–5's operations, published as ``cb.plot.*``:
+numbers from ``torch.nn.functional``, each cell tagged ``gid="<grid>:<role>:<row>,<col>"``."""
 from __future__ import annotations
 
 import math
@@ -32,8 +29,7 @@ MAX_FRAMES = 64  # keeps a GIF small (well under 300 KB)
 STYLE = {  # role -> (face colour, hatch)
     "cell": ("#e3f2fd", None), "kernel": ("#fff3e0", None), "padding": ("#e0e0e0", "///"),
     "skipped": ("#ffebee", "xx"), "done": ("#e8f5e9", None), "current": ("#ffb74d", None),
-    "pending": ("#ffffff", None),
-}
+    "pending": ("#ffffff", None)}
 WINDOW = "#e65100"  # outline of the cells a window reads
 MAXIMUM = "#c62828"  # ring around the value max pooling keeps
 NEG_INF = "−∞"
@@ -60,6 +56,7 @@ class _Grid:
     default: str = "cell"
     window: Sequence[tuple[int, int]] = ()
     marks: Sequence[tuple[int, int]] = ()
+    blocks: tuple[tuple[int, int], tuple[int, int]] | None = None  # (window, rows × cols tiled)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -98,6 +95,14 @@ def _draw_grid(ax: Axes, grid: _Grid, left: float, top: float) -> None:
                                     linewidth=2.2, gid=f"{grid.name}:{role}:{i},{j}"))
     ax.text(left + w / 2, top - 0.35, grid.label, ha="center", va="bottom", fontsize=8,
             gid=f"{grid.name}:label")
+    if grid.blocks:
+        (bh, bw), (rows, cols) = grid.blocks
+        for r in range(0, rows + 1, bh):
+            ax.plot([left, left + cols], [top + r] * 2, color="black", linewidth=2,
+                    gid=f"{grid.name}:boundary:row{r}")
+        for c in range(0, cols + 1, bw):
+            ax.plot([left + c] * 2, [top, top + rows], color="black", linewidth=2,
+                    gid=f"{grid.name}:boundary:col{c}")
 
 
 def _extent(parts: Sequence[_Grid | str], caption: str = "") -> tuple[float, float]:
@@ -133,16 +138,11 @@ def _draw_row(ax: Axes, parts: Sequence[_Grid | str], top: float, caption: str =
 
 def _joined(grids: list[_Grid], sep: str = " ") -> list[_Grid | str]:
     """``grids`` with ``sep`` between each two, as a row for :func:`_draw_row`."""
-    parts: list[_Grid | str] = []
-    for grid in grids:
-        parts += [sep, grid]
-    return parts[1:]
+    return [part for grid in grids for part in (sep, grid)][1:]
 
 
 def _finish_axes(ax: Axes, width: float, height: float, title: str) -> None:
-    ax.set_xlim(-0.1, width + 0.1)
-    ax.set_ylim(height, -0.1)
-    ax.set_aspect("equal")
+    ax.set(xlim=(-0.1, width + 0.1), ylim=(height, -0.1), aspect="equal")
     ax.axis("off")
     if title:
         ax.text(0.5, 1.0, title, transform=ax.transAxes, ha="center", va="bottom",
@@ -179,15 +179,11 @@ class _StepCase:
     def input_roles(self) -> dict[tuple[int, int], str]:
         """Padding cells, and real cells that no window reads (left out by the stride)."""
         (ph, pw), (h, w) = self.padding, self.original
-        visited = {cell for window in self.windows for cell in window}
-        roles = {}
-        for r in range(self.padded.shape[0]):
-            for c in range(self.padded.shape[1]):
-                if not (ph <= r < ph + h and pw <= c < pw + w):
-                    roles[r, c] = "padding"
-                elif (r, c) not in visited:
-                    roles[r, c] = "skipped"
-        return roles
+        real = {(ph + r, pw + c) for r in range(h) for c in range(w)}
+        read = real & {cell for window in self.windows for cell in window}
+        return {(r, c): "skipped" if (r, c) in real else "padding"
+                for r in range(self.padded.shape[0]) for c in range(self.padded.shape[1])
+                if (r, c) not in read}
 
     def caption(self, k: int) -> str:
         """What output ``k`` computes, written with the numbers its window reads."""
@@ -209,13 +205,11 @@ class _StepCase:
                                           window=self.windows[k], marks=marks)]
         if self.kernel is not None:
             parts += ["⋆", _Grid("K", "kernel", _texts(self.kernel), default="kernel")]
-        out_texts = _texts(self.output)
-        out_roles = {}
-        for n in range(len(self.windows)):
-            i, j = divmod(n, self.output.shape[1])
-            out_roles[i, j] = "done" if n < k else "current" if n == k else "pending"
-            if n > k:
-                out_texts[i][j] = ""
+        w = self.output.shape[1]
+        out_texts = [[text if i * w + j <= k else "" for j, text in enumerate(row)]
+                     for i, row in enumerate(_texts(self.output))]
+        out_roles = {divmod(n, w): "done" if n < k else "current" if n == k else "pending"
+                     for n in range(len(self.windows))}
         return parts + ["=" if self.kernel is not None else "→",
                         _Grid("Y", "output", out_texts, out_roles)]
 
@@ -323,8 +317,7 @@ def show_corr2d_steps(X, K, *, padding: IntOrPair = 0, stride: IntOrPair = 1,
     """Cross-correlation one output position at a time, padding hatched grey and cells the
     stride skips hatched red (chapters 2, 3); ``steps`` picks panels (at most 16)."""
     case = _corr_case(X, K, padding, stride, dilation)
-    h, w = case.original
-    kh, kw = case.kernel.shape
+    (h, w), (kh, kw) = case.original, case.kernel.shape
     default = f"Cross-correlation step by step: {h} × {w} input, {kh} × {kw} kernel"
     return _steps_figure(case, steps, title or default + _settings(padding, stride, dilation))
 
@@ -334,9 +327,8 @@ def animate_corr2d(X, K, *, padding: IntOrPair = 0, stride: IntOrPair = 1,
     """The panels of :func:`show_corr2d_steps`, one per output position (at most 64), as a
     GIF (chapters 2, 3)."""
     case = _corr_case(X, K, padding, stride, dilation)
-    h, w = case.original
-    default = f"A {case.kernel.shape[0]} × {case.kernel.shape[1]} kernel sliding over a " \
-              f"{h} × {w} input"
+    (h, w), (kh, kw) = case.original, case.kernel.shape
+    default = f"A {kh} × {kw} kernel sliding over a {h} × {w} input"
     return _animation(case, title or default + _settings(padding, stride, dilation))
 
 
@@ -346,8 +338,7 @@ def show_pool2d_steps(X, pool_size: IntOrPair, *, padding: IntOrPair = 0,
     """Max pooling one window at a time, the kept maximum ringed red and padding ``−∞``
     (chapter 5)."""
     case = _pool_case(X, pool_size, padding, stride)
-    h, w = case.original
-    kh, kw = pair(pool_size, "pool_size")
+    (h, w), (kh, kw) = case.original, case.size
     default = f"Max pooling step by step: {h} × {w} input, {kh} × {kw} window"
     return _steps_figure(case, steps, title or default + _settings(padding, stride))
 
@@ -360,28 +351,16 @@ def show_pool2d_backward(X, pool_size: IntOrPair, grad_output) -> Figure:
     x = case.padded.clone().requires_grad_()
     upstream = _matrix(grad_output, "grad_output")
     (grad,) = torch.autograd.grad(F.max_pool2d(x[None, None], size)[0, 0], x, upstream)
-    received = {(i, j): "current" if grad[i, j] != 0 else "pending"
-                for i in range(grad.shape[0]) for j in range(grad.shape[1])}
-    rows = [([_Grid("X", "input X", _texts(case.padded), marks=case.maxima), "→",
-              _Grid("Y", "max-pooled Y", _texts(case.output), default="done")],
+    received = {(i, j): "current" for i, j in grad.nonzero().tolist()}
+    blocks = (size, (case.output.shape[0] * size[0], case.output.shape[1] * size[1]))
+    rows = [([_Grid("X", "input X", _texts(case.padded), marks=case.maxima, blocks=blocks),
+              "→", _Grid("Y", "max-pooled Y", _texts(case.output), default="done")],
              "forward: each window keeps its maximum"),
-            ([_Grid("dX", "gradient for X", _texts(grad), received), "←",
-              _Grid("dY", "gradient for Y", _texts(upstream), default="done")],
+            ([_Grid("dX", "gradient for X", _texts(grad), received, "pending", blocks=blocks),
+              "←", _Grid("dY", "gradient for Y", _texts(upstream), default="done")],
              "backward: all of a window's gradient goes to its maximum")]
-    fig = _rows_figure(rows, f"Max pooling, {size[0]} × {size[1]} windows: forward and "
-                             "backward")
-    ax, top = fig.axes[0], 0.0
-    covered = (case.output.shape[0] * size[0], case.output.shape[1] * size[1])
-    for parts, caption in rows:  # the window boundaries, where _draw_row put the grid
-        left = (_extent(parts, caption)[0] - _extent(parts)[0]) / 2
-        for r in range(0, covered[0] + 1, size[0]):
-            ax.plot([left, left + covered[1]], [top + 1 + r] * 2, color="black",
-                    linewidth=2, gid=f"{parts[0].name}:boundary:row{r}")
-        for c in range(0, covered[1] + 1, size[1]):
-            ax.plot([left + c] * 2, [top + 1, top + 1 + covered[0]], color="black",
-                    linewidth=2, gid=f"{parts[0].name}:boundary:col{c}")
-        top += _extent(parts, caption)[1]
-    return fig
+    return _rows_figure(rows, f"Max pooling, {size[0]} × {size[1]} windows: forward and "
+                              "backward")
 
 
 def _position(position: tuple[int, int], shape: torch.Size) -> tuple[int, int]:
@@ -407,11 +386,6 @@ def _rows_figure(rows: list[tuple[list[_Grid | str], str]], title: str) -> Figur
     return fig
 
 
-def _highlight(values: torch.Tensor, cell: tuple[int, int]) -> dict[tuple[int, int], str]:
-    return {(i, j): "current" if (i, j) == cell else "done"
-            for i in range(values.shape[0]) for j in range(values.shape[1])}
-
-
 def show_corr2d_multi_in(X, K, *, position: tuple[int, int] = (0, 0)) -> Figure:
     """``X[c] ⋆ K[c]`` for each input channel, then their sum, with the window and output
     cell at ``position`` highlighted (chapter 4)."""
@@ -421,13 +395,14 @@ def show_corr2d_multi_in(X, K, *, position: tuple[int, int] = (0, 0)) -> Figure:
     partial = F.conv2d(X[None], K[:, None], groups=X.shape[0])[0]
     i, j = _position(position, total.shape)
     window = [(i + a, j + b) for a in range(K.shape[1]) for b in range(K.shape[2])]
+    here = {(i, j): "current"}  # the output cell; the others are "done"
     rows = [([_Grid(f"X{c}", f"input channel {c}", _texts(X[c]), window=window), "⋆",
               _Grid(f"K{c}", f"kernel {c}", _texts(K[c]), default="kernel"), "=",
-              _Grid(f"P{c}", f"channel {c} result", _texts(partial[c]),
-                    _highlight(partial[c], (i, j)))], "") for c in range(X.shape[0])]
-    sums = _joined([_Grid(f"S{c}", f"channel {c}", _texts(partial[c]),
-                          _highlight(partial[c], (i, j))) for c in range(X.shape[0])], "+")
-    sums += ["=", _Grid("Y", "output", _texts(total), _highlight(total, (i, j)))]
+              _Grid(f"P{c}", f"channel {c} result", _texts(partial[c]), here, "done")], "")
+            for c in range(X.shape[0])]
+    sums = _joined([_Grid(f"S{c}", f"channel {c}", _texts(partial[c]), here, "done")
+                    for c in range(X.shape[0])], "+")
+    sums += ["=", _Grid("Y", "output", _texts(total), here, "done")]
     values = " + ".join(_factor(v) for v in partial[:, i, j].tolist())
     rows.append((sums, f"output ({i}, {j}) = {values} = {_format_number(total[i, j].item())}"))
     return _rows_figure(rows, f"{X.shape[0]} input channels: correlate each, then add")
@@ -463,12 +438,11 @@ def show_conv1x1(X, K, *, position: tuple[int, int] = (0, 0)) -> Figure:
     i, j = _position(position, X.shape[1:])
     inputs = _joined([_Grid(f"X{c}", f"input channel {c}", _texts(X[c]), window=[(i, j)])
                       for c in range(X.shape[0])])
-    weights = K[:, :, 0, 0]
-    product = [_Grid("W", "W", _texts(weights), default="kernel"), "·",
+    product = [_Grid("W", "W", _texts(K[:, :, 0, 0]), default="kernel"), "·",
                _Grid("x", "x", _texts(X[:, i, j, None])), "=",
                _Grid("y", "y", _texts(Y[:, i, j, None]), default="current")]
-    outputs = _joined([_Grid(f"Y{o}", f"output channel {o}", _texts(Y[o]),
-                             _highlight(Y[o], (i, j))) for o in range(Y.shape[0])])
+    outputs = _joined([_Grid(f"Y{o}", f"output channel {o}", _texts(Y[o]), {(i, j): "current"},
+                             "done") for o in range(Y.shape[0])])
     h, w = X.shape[1:]
     rows = [(inputs, ""),
             (product, f"x = X[:, {i}, {j}], W = K[:, :, 0, 0], y = Y[:, {i}, {j}] = W x\n"
@@ -504,23 +478,20 @@ def _volume(ax: Axes, name: str, shape: tuple[int, int, int], left: float, top: 
     channels, h, w = shape
     face = STYLE[VOLUME_FACE[name]][0]
 
-    def cell(corners, role: str, a: int, b: int, colour: str) -> None:
+    def cell(role: str, a: int, b: int, corners, colour: str = face) -> None:
         ax.add_patch(Polygon([_oblique(left, top, *c) for c in corners], closed=True,
                              facecolor=colour, edgecolor="#78909c", linewidth=0.7,
                              gid=f"{name}:{role}:{a},{b}"))
 
     for i in range(h):
         for j in range(w):
-            colour = STYLE["current"][0] if (i, j) in marked else face
-            cell([(j, i, 0), (j + 1, i, 0), (j + 1, i + 1, 0), (j, i + 1, 0)], "front", i, j,
-                 colour)
+            cell("front", i, j, [(j, i, 0), (j + 1, i, 0), (j + 1, i + 1, 0), (j, i + 1, 0)],
+                 STYLE["current"][0] if (i, j) in marked else face)
     for c in range(channels):
         for j in range(w):
-            cell([(j, 0, c), (j + 1, 0, c), (j + 1, 0, c + 1), (j, 0, c + 1)], "top", c, j,
-                 face)
+            cell("top", c, j, [(j, 0, c), (j + 1, 0, c), (j + 1, 0, c + 1), (j, 0, c + 1)])
         for i in range(h):
-            cell([(w, i, c), (w, i + 1, c), (w, i + 1, c + 1), (w, i, c + 1)], "side", c, i,
-                 face)
+            cell("side", c, i, [(w, i, c), (w, i + 1, c), (w, i + 1, c + 1), (w, i, c + 1)])
 
 
 def _wire_box(ax: Axes, left: float, top: float, col: int, row: int,
@@ -555,8 +526,7 @@ def show_conv_volume(input_shape, weight_shape, *, position: tuple[int, int] = (
     widths = [size[2] + size[0] * DEPTH_X for _, size in blocks]
     depth_rise = max(size[0] for _, size in blocks) * DEPTH_Y
     height = max(size[1] for _, size in blocks) + depth_rise
-    products = c_in * kh * kw
-    caption = (f"output[0, {i}, {j}] = the sum of the {c_in} · {kh} · {kw} = {products} "
+    caption = (f"output[0, {i}, {j}] = the sum of the {c_in} · {kh} · {kw} = {c_in * kh * kw} "
                f"products of the kernel block\nwith the input block it covers (plus a bias); "
                f"the weight holds {c_out} such\nblocks, one per output channel")
     heading = (f"{channels} × {h} × {w} input ⋆ {c_out} kernel blocks of {channels} × "
@@ -567,21 +537,19 @@ def show_conv_volume(input_shape, weight_shape, *, position: tuple[int, int] = (
     scale = min(CELL, (WIDTH - 0.3) / width)
     fig, axes = _subplots(1, 1, width * scale + 0.3, (height + 4.0) * scale + 0.7)
     ax = axes[0, 0]
-    top, left = 0.0, (width - drawn) / 2
-    origin = left
+    left = origin = (width - drawn) / 2
     for (name, size), sign, block_width in zip(blocks, ["⋆", "=", None], widths):
-        block_top = top - (h - size[1]) / 2  # centred on the input's front face
+        block_top = (size[1] - h) / 2  # centred on the input's front face
         marked = [(i, j)] if name == "output" else []
         _volume(ax, name, size, left, block_top, marked)
         if name == "input":
             _wire_box(ax, left, block_top, j, i, (channels, kh, kw), "window")
-        sides = " × ".join(map(str, size))
-        label = f"{'kernel K[0]' if name == 'kernel' else name}\n{sides}"
+        label = f"{'kernel K[0]' if name == 'kernel' else name}\n{' × '.join(map(str, size))}"
         ax.text(left + size[2] / 2, block_top - size[1] - 0.75, label, ha="center",
                 va="top", fontsize=8, linespacing=1.3, gid=f"{name}:label")
         left += block_width
         if sign:
-            ax.text(left + GAP / 2, top - h / 2, sign, ha="center", va="center",
+            ax.text(left + GAP / 2, -h / 2, sign, ha="center", va="center",
                     fontsize=24 if sign == "⋆" else 13)
             left += GAP
     ax.text(origin - 0.3, -h / 2, f"H = {h}", ha="right", va="center", fontsize=8,
@@ -590,11 +558,10 @@ def show_conv_volume(input_shape, weight_shape, *, position: tuple[int, int] = (
             gid="input:axis:width")
     ax.text(origin + channels * DEPTH_X / 2 - 0.2, channels * DEPTH_Y / 2 + 0.2,
             f"C = {channels}", ha="right", va="bottom", fontsize=8, gid="input:axis:channels")
-    ax.text(width / 2, top - h - 2.2, caption, ha="center", va="top", fontsize=8,
+    ax.text(width / 2, -h - 2.2, caption, ha="center", va="top", fontsize=8,
             linespacing=1.4, gid="caption")
-    ax.set_xlim(min(0.0, origin - 1.0), width + 0.1)
-    ax.set_ylim(top - h - 4.0, top + depth_rise + 0.2)
-    ax.set_aspect("equal")
+    ax.set(xlim=(min(0.0, origin - 1.0), width + 0.1), ylim=(-h - 4.0, depth_rise + 0.2),
+           aspect="equal")
     ax.axis("off")
     ax.set_title(heading, fontsize=8)
     fig.suptitle(f"A convolution in 3-D: each output value reads a {channels} × {kh} × {kw} "

@@ -1,6 +1,5 @@
 """The course's figures: each function returns a new titled ``Figure``, at most 9 inches wide
-at 100 dpi, and never calls ``plt.show``.
-"""
+at 100 dpi, and never calls ``plt.show``."""
 from __future__ import annotations
 
 import math
@@ -46,11 +45,8 @@ def show_matrix(X, title: str | None = None, annotate: bool = True, *,
     else:
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     if max(h, w) <= ANNOTATE_LIMIT:
-        ax.set_xticks(range(w))
-        ax.set_yticks(range(h))
-    ax.set_xlabel("column")
-    ax.set_ylabel("row")
-    ax.set_title(title or f"{h} × {w} matrix")
+        ax.set(xticks=range(w), yticks=range(h))
+    ax.set(xlabel="column", ylabel="row", title=title or f"{h} × {w} matrix")
     fig.tight_layout()
     return fig
 
@@ -102,14 +98,12 @@ def show_kernels(weight, title: str | None = None) -> Figure:
     fig, axes = _subplots(nrows, ncols, cell * ncols + 1.4, cell * nrows + 0.8,
                           layout="constrained")
     limit = values.abs().max().item() or 1.0
-    for index, ax in enumerate(axes.flat):
-        if index >= len(cells):
-            fig.delaxes(ax)
-            continue
-        o, i = cells[index]
+    for ax, (o, i) in zip(axes.flat, cells):
         image = ax.imshow(values[o, i].numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
         ax.set(xticks=[], yticks=[])
         ax.set_title(f"out {o}" if n_in == 1 else f"out {o}, in {i}", fontsize=8)
+    for ax in axes.flat[len(cells):]:
+        fig.delaxes(ax)
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="weight")
     fig.suptitle(title or f"{n_out} × {n_in} kernels of size "
                  f"{values.shape[2]} × {values.shape[3]}")
@@ -128,9 +122,7 @@ def _plot_metric(ax: Axes, history: pd.DataFrame, metric: str, label: str,
     val = f"val_{metric}"
     if val in history and history[val].notna().any():
         ax.plot(history["epoch"], history[val], marker=marker, linestyle="--", label=VAL_LABEL)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(label)
-    ax.set_title(label)
+    ax.set(xlabel="epoch", ylabel=label, title=label)
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
 
@@ -173,9 +165,7 @@ def plot_confusion_matrix(cm, class_names: Sequence[str], title: str | None = No
     _annotate_cells(ax, counts, labels)
     ax.set_xticks(range(k), class_names, rotation=45, ha="right", rotation_mode="anchor")
     ax.set_yticks(range(k), class_names)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title(title or "Confusion matrix")
+    ax.set(xlabel="predicted class", ylabel="true class", title=title or "Confusion matrix")
     fig.colorbar(image, ax=ax, label="examples" if integers else "fraction")
     fig.tight_layout()
     return fig
@@ -201,8 +191,7 @@ def plot_architecture(model, input_shape: Sequence[int], title: str | None = Non
         (layer, _shape_text(out), f"{params:,}" if params else "",
          next((c for key, c in LAYER_COLOURS.items() if key in layer), "#eeeeee"))
         for layer, out, params in zip(table["layer"], table["output shape"], table["parameters"])]
-    step = 0.42
-    fig, axes = _subplots(1, 1, 5.6, step * len(rows) + 0.8)
+    fig, axes = _subplots(1, 1, 5.6, 0.42 * len(rows) + 0.8)
     ax = axes[0, 0]
     for i, (layer, shape_text, params, colour) in enumerate(rows):
         ax.add_patch(FancyBboxPatch((0.05, -i - 0.32), 0.9, 0.64, facecolor=colour,
@@ -215,8 +204,7 @@ def plot_architecture(model, input_shape: Sequence[int], title: str | None = Non
                         arrowprops={"arrowstyle": "->", "color": "#455a64"})
     ax.text(1.1, 0.75, "output shape", fontsize=9, style="italic")
     ax.text(2.0, 0.75, "parameters", fontsize=9, style="italic")
-    ax.set_xlim(0, 2.55)
-    ax.set_ylim(-len(rows) + 0.4, 1.1)
+    ax.set(xlim=(0, 2.55), ylim=(-len(rows) + 0.4, 1.1))
     ax.axis("off")
     ax.set_title(title or f"{type(model).__name__}: {count_parameters(model):,} parameters")
     fig.tight_layout()
