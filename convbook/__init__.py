@@ -4,8 +4,7 @@ Every chapter imports it as ``import convbook as cb`` and calls ``ops`` (the ope
 chapters 2–7), ``models``, ``data``, ``train``, ``stats``, ``plot``, ``explain``, ``check``
 (exercise feedback), ``apparel`` (chapter 8's competition), ``reproduce`` (seeds, the machine
 line, ``claim``) and ``sources`` (where dataset files come from). Modules whose names start
-with ``_`` and those that ``plot`` publishes (``opfigures``, ``animation``) support them.
-"""
+with ``_`` and those that ``plot`` publishes (``opfigures``, ``animation``) support them."""
 from . import apparel, check, data, explain, models, ops, plot, reproduce, sources, stats, train
 from .reproduce import claim, machine, seed_everything
 

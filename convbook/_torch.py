@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, NamedTuple
 
 import torch
@@ -84,22 +85,18 @@ class ShapeRecorder:
         self._seen: set[int] = set()
         self._handles = []
         for name, module in modules:
-            self._handles.append(module.register_forward_pre_hook(self._before(name)))
-            self._handles.append(module.register_forward_hook(self._after(name)))
+            self._handles += [module.register_forward_pre_hook(partial(self._before, name)),
+                              module.register_forward_hook(partial(self._after, name))]
 
-    def _before(self, name: str):
-        def hook(module: nn.Module, args: tuple) -> None:
-            self.running = (name, module, _shape(args))
-        return hook
+    def _before(self, name: str, module: nn.Module, args: tuple) -> None:
+        self.running = (name, module, _shape(args))
 
-    def _after(self, name: str):
-        def hook(module: nn.Module, args: tuple, output: object) -> None:
-            own = sum(p.numel() for p in module.parameters(recurse=False))
-            params = 0 if id(module) in self._seen else own
-            self._seen.add(id(module))
-            self.running = None
-            self.layers.append(Layer(name, type(module).__name__, _shape(output), params))
-        return hook
+    def _after(self, name: str, module: nn.Module, args: tuple, output: object) -> None:
+        own = sum(p.numel() for p in module.parameters(recurse=False))
+        params = 0 if id(module) in self._seen else own
+        self._seen.add(id(module))
+        self.running = None
+        self.layers.append(Layer(name, type(module).__name__, _shape(output), params))
 
     def __enter__(self) -> ShapeRecorder:
         return self

@@ -62,11 +62,8 @@ def _write(folder: Path, train_set: Any, n_train: int, n_test: int) -> None:
     test_ids = np.arange(TEST_FIRST_ID, TEST_FIRST_ID + n_test)
     _write_pngs(folder / "train", train_ids, train_set.data[:n_train].numpy())
     _write_pngs(folder / "test", test_ids, test_set.data[:n_test].numpy())
-    tables = (
-        pd.DataFrame({"id": train_ids, "label": train_set.targets[:n_train].numpy()}),
-        pd.DataFrame({"id": test_ids}),
-        pd.DataFrame({"id": test_ids, "label": 0}),
-    )
+    tables = (pd.DataFrame({"id": train_ids, "label": train_set.targets[:n_train].numpy()}),
+              pd.DataFrame({"id": test_ids}), pd.DataFrame({"id": test_ids, "label": 0}))
     for name, table in zip(_CSVS, tables):
         text = table.to_csv(index=False).encode()
         atomic_write(folder / name, lambda f: f.write(text), suffix=".tmp")
@@ -95,15 +92,13 @@ def score_submission(csv_path: str | Path) -> float:
     try:
         table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ValueError(
-            f"{csv_path}: not a readable CSV file with the columns id,label ({err})"
-        ) from err
+        raise ValueError(f"{csv_path}: not a readable CSV file with the columns id,label "
+                         f"({err})") from err
     columns = [str(c).strip() for c in table.columns]
     if sorted(columns) != ["id", "label"]:
         raise ValueError(f"{csv_path}: expected the columns id,label, found {columns}")
     table.columns = columns
-    ids = _integers(table["id"], "id", csv_path)
-    labels = _integers(table["label"], "label", csv_path)
+    ids, labels = (_integers(table[name], name, csv_path) for name in ("id", "label"))
     _check_ids(ids, csv_path)
     bad = sorted(set(labels[(labels < 0) | (labels >= _NUM_CLASSES)].tolist()))
     if bad:
@@ -126,19 +121,9 @@ def _integers(column: pd.Series, name: str, csv_path: Path) -> np.ndarray:
 def _check_ids(ids: np.ndarray, csv_path: Path) -> None:
     expected = np.arange(TEST_FIRST_ID, TEST_FIRST_ID + _NUM_TEST)
     values, counts = np.unique(ids, return_counts=True)
-    duplicated = values[counts > 1]
-    if len(duplicated):
-        raise ValueError(
-            f"{csv_path}: {len(duplicated)} duplicate ids, e.g. {duplicated[:5].tolist()}"
-        )
-    extra = np.setdiff1d(values, expected)
-    if len(extra):
-        raise ValueError(
-            f"{csv_path}: {len(extra)} ids are not test ids "
-            f"({TEST_FIRST_ID}..{expected[-1]}), e.g. {extra[:5].tolist()}"
-        )
-    missing = np.setdiff1d(expected, values)
-    if len(missing):
-        raise ValueError(
-            f"{csv_path}: {len(missing)} test ids are missing, e.g. {missing[:5].tolist()}"
-        )
+    for wrong, what in ((values[counts > 1], "duplicate ids"),
+                        (np.setdiff1d(values, expected),
+                         f"ids are not test ids ({TEST_FIRST_ID}..{expected[-1]})"),
+                        (np.setdiff1d(expected, values), "test ids are missing")):
+        if len(wrong):
+            raise ValueError(f"{csv_path}: {len(wrong)} {what}, e.g. {wrong[:5].tolist()}")

@@ -17,14 +17,10 @@ __all__ = ["FASHION_MNIST_CLASSES", "CIFAR10_CLASSES", "MEAN_STD", "get_dataset"
            "normalize", "TensorLoader", "shift", "random_crop_flip", "train_val_split",
            "cifar10_split"]
 
-FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)
-CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer",
-    "dog", "frog", "horse", "ship", "truck",
-)
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
 #: Per-channel pixel mean and standard deviation of each training set, pixels in [0, 1].
 MEAN_STD: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "fashion_mnist": ((0.2860,), (0.3530,)),
@@ -32,11 +28,8 @@ MEAN_STD: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
 }
 
-_DATASETS = {
-    "fashion_mnist": datasets.FashionMNIST,
-    "mnist": datasets.MNIST,
-    "cifar10": datasets.CIFAR10,
-}
+_DATASETS = {"fashion_mnist": datasets.FashionMNIST, "mnist": datasets.MNIST,
+             "cifar10": datasets.CIFAR10}
 
 
 def get_dataset(name: str, train: bool = True, *, download: bool | None = None,
@@ -58,11 +51,8 @@ def _raw_tensors(name: str, train: bool,
                  download: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 ``(N, C, H, W)`` pixels and int64 labels, straight from the dataset arrays."""
     dataset = get_dataset(name, train, download=download)
-    pixels = torch.as_tensor(dataset.data)
-    if pixels.ndim == 3:  # (N, H, W) grayscale
-        pixels = pixels.unsqueeze(1)
-    else:  # (N, H, W, C) colour, as CIFAR-10 stores it
-        pixels = pixels.permute(0, 3, 1, 2)
+    pixels = torch.as_tensor(dataset.data)  # (N, H, W) grayscale, (N, H, W, C) colour
+    pixels = pixels.unsqueeze(1) if pixels.ndim == 3 else pixels.permute(0, 3, 1, 2)
     return pixels, torch.as_tensor(dataset.targets, dtype=torch.int64)
 
 
@@ -80,9 +70,8 @@ def normalize(images: torch.Tensor, name: str) -> torch.Tensor:
     if images.ndim < 3 or images.shape[-3] != len(mean):
         raise ValueError(f"normalize({name!r}) expects (..., {len(mean)}, H, W) images, "
                          f"got shape {tuple(images.shape)}")
-    shape = (len(mean), 1, 1)
-    mean_t = torch.tensor(mean, dtype=images.dtype, device=images.device).view(shape)
-    std_t = torch.tensor(std, dtype=images.dtype, device=images.device).view(shape)
+    mean_t, std_t = (torch.tensor(v, dtype=images.dtype, device=images.device).view(-1, 1, 1)
+                     for v in (mean, std))
     return (images - mean_t) / std_t
 
 
@@ -102,9 +91,7 @@ class TensorLoader:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         self.images = images.to(device) if device is not None else images
         self.labels = labels.to(self.images.device)
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.drop_last = drop_last
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.transform = transform
         self.generator = generator(seed)
 
@@ -120,8 +107,7 @@ class TensorLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = None
-        if self.shuffle:
-            # Drawn on the CPU, so every device sees the same order for the same seed.
+        if self.shuffle:  # drawn on the CPU: every device sees the same order for a seed
             order = torch.randperm(self.dataset_size, generator=self.generator)
             order = order.to(self.images.device)
         for i in range(len(self)):

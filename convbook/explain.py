@@ -1,6 +1,5 @@
 """Which pixels a trained classifier's decision depends on: saliency, occlusion and Grad-CAM
-maps, ``(N, H, W)`` for the predicted class of each image, in evaluation mode (chapter 10).
-"""
+maps, ``(N, H, W)`` for the predicted class of each image, in evaluation mode (chapter 10)."""
 from __future__ import annotations
 
 import torch

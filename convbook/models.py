@@ -1,6 +1,5 @@
 """convbook.models: every network the course trains, the classic ones exactly as their
-sources build them, with ``count_parameters`` and ``layer_table`` to inspect them (chapter 6).
-"""
+sources build them, with ``count_parameters`` and ``layer_table`` to inspect them (chapter 6)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -17,20 +16,23 @@ __all__ = ["MLP", "LeNet", "ModernLeNet", "ApparelCNN", "ConvNet", "CifarNet", "
            "layer_table"]
 
 
-class MLP(nn.Module):
-    """Flatten, one hidden layer of 256 ReLU units, a Linear to the 10 logits: chapter 1's
-    baseline (and the apparel tutorial's, chapter 8)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(),
-                                 nn.Linear(256, 10))
+class _Stack(nn.Module):
+    """A network whose layers, in order, are the ``nn.Sequential`` ``self.net``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
 
-class LeNet(nn.Module):
+class MLP(_Stack):
+    """Flatten, one hidden layer of 256 ReLU units, a Linear to the 10 logits: chapter 1's
+    baseline (and the apparel tutorial's, chapter 8)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+
+
+class LeNet(_Stack):
     """LeNet-5 as d2l builds it (LeCun et al., 1998): sigmoids, average pooling, the first
     convolution padded by 2 for 28×28 inputs; 61,706 parameters (chapter 6)."""
 
@@ -47,11 +49,8 @@ class LeNet(nn.Module):
             nn.Linear(84, 10),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
 
-
-class ModernLeNet(nn.Module):
+class ModernLeNet(_Stack):
     """LeNet's layer sizes with batch norm, ReLU and max pooling (chapter 7); layers that
     batch norm follows have no bias, since its shift makes one redundant."""
 
@@ -68,11 +67,8 @@ class ModernLeNet(nn.Module):
             nn.Linear(84, 10),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
 
-
-class ApparelCNN(nn.Module):
+class ApparelCNN(_Stack):
     """The "Identify the Apparels" tutorial's tiny CNN as published: chapter 8's start."""
 
     def __init__(self) -> None:
@@ -85,9 +81,6 @@ class ApparelCNN(nn.Module):
             nn.Flatten(),
             nn.Linear(4 * 7 * 7, 10),
         )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
 
 
 class ConvNet(nn.Module):
@@ -130,9 +123,7 @@ def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
     """3×3 same-padding convolution, batch norm, ReLU: SmallCNN's block and ResNet's stem."""
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
+        nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
 
 
 class SmallCNN(nn.Module):
@@ -149,9 +140,8 @@ class SmallCNN(nn.Module):
             nn.MaxPool2d(2),
             *_conv_bn_relu(w2, w3), *_conv_bn_relu(w3, w3),
         )
-        self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(w3, num_classes)
-        )
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2),
+                                  nn.Linear(w3, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -166,8 +156,7 @@ class PlainBlock(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride,
                                padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1,
-                               bias=False)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
@@ -186,11 +175,9 @@ class ResidualBlock(PlainBlock):
         super().__init__(in_channels, out_channels, stride)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride,
-                          bias=False),
-                nn.BatchNorm2d(out_channels),
-            )
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=1,
+                                                    stride=stride, bias=False),
+                                          nn.BatchNorm2d(out_channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.residual(x) + self.shortcut(x))

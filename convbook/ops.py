@@ -102,8 +102,7 @@ def conv_output_shape(input_hw: IntOrPair, kernel: IntOrPair, padding: IntOrPair
     """Output (height, width) of a convolution or pooling layer, per dimension
     ``floor((n + 2p - d(k - 1) - 1) / s) + 1`` with padding ``p`` on each side (chapter 3)."""
     names = ("input_hw", "kernel", "padding", "stride", "dilation")
-    pairs = [_pair(v, name) for v, name in zip((input_hw, kernel, padding, stride, dilation),
-                                               names)]
+    pairs = [_pair(v, n) for v, n in zip((input_hw, kernel, padding, stride, dilation), names)]
     return tuple(_output_length(*dim) for dim in zip(*pairs))
 
 
@@ -163,8 +162,7 @@ def _check_correlation(X_layout: str, K_layout: str) -> Callable[[dict], None]:
 
 
 def _check_1x1(args: dict) -> None:
-    _check_correlation("(channels, height, width)",
-                       "(out_channels, in_channels, 1, 1)")(args)
+    _check_correlation(_CHANNELS, "(out_channels, in_channels, 1, 1)")(args)
     if args["K"].shape[-2:] != (1, 1):
         raise ValueError(f"kernel must be 1x1, got shape {tuple(args['K'].shape)}")
 

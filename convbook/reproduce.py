@@ -1,10 +1,9 @@
-"""convbook.reproduce: seeds, the machine a page was computed on, and checked claims.
-
+"""convbook.reproduce: seeds, the machine a page was computed on, and checked claims:
 ``CONVBOOK_SEED_SHIFT=N`` adds ``N`` to every seed of the course; ``CONVBOOK_STRICT=1`` (set
-by ``make test``) turns a claim that does not hold into an error (CONTRIBUTING.md).
-"""
+by ``make test``) turns a claim that does not hold into an error (CONTRIBUTING.md)."""
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import platform
@@ -56,13 +55,10 @@ def generator(base: int) -> torch.Generator:
 
 def cpu_model() -> str:
     """The CPU's model name as the operating system reports it."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as info:
+        for line in info:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine() or "unknown CPU"
 
 

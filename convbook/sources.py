@@ -11,8 +11,7 @@ with ``download=False``. ``locate`` looks, in order, in
 
 and otherwise downloads into the cache from :data:`MIRRORS` (unless ``$CONVBOOK_OFFLINE=1``).
 Sources are only read; what is unpacked or downloaded is written through
-:func:`atomic_write`, and every file must match its official MD5.
-"""
+:func:`atomic_write`, and every file must match its official MD5."""
 from __future__ import annotations
 
 import contextlib
@@ -57,10 +56,8 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 #: Base URLs tried in order for each dataset; a file's URL is base + file name.
 MIRRORS: dict[str, list[str]] = {
-    "fashion_mnist": [
-        *datasets.FashionMNIST.mirrors,
-        "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
-    ],
+    "fashion_mnist": [*datasets.FashionMNIST.mirrors,
+                      "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/"],
     "mnist": list(datasets.MNIST.mirrors),
     "cifar10": [datasets.CIFAR10.url.rsplit("/", 1)[0] + "/"],
 }
@@ -82,11 +79,8 @@ _IDX_MD5 = {
     },
 }
 _CIFAR_DIR = datasets.CIFAR10.base_folder
-_CIFAR_MD5 = dict(
-    datasets.CIFAR10.train_list
-    + datasets.CIFAR10.test_list
-    + [[datasets.CIFAR10.meta["filename"], datasets.CIFAR10.meta["md5"]]]
-)
+_CIFAR_MD5 = dict(datasets.CIFAR10.train_list + datasets.CIFAR10.test_list
+                  + [[datasets.CIFAR10.meta["filename"], datasets.CIFAR10.meta["md5"]]])
 #: The sub-folder torchvision opens for each dataset.
 _FOLDERS = {"fashion_mnist": "FashionMNIST/raw", "mnist": "MNIST/raw", "cifar10": _CIFAR_DIR}
 
@@ -155,11 +149,9 @@ def _cache_write(dest: Path, write: Callable[[BinaryIO], object]) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
         return atomic_write(dest, write, suffix=".part")
     except OSError as err:
-        raise CacheError(
-            err.errno,
-            f"cannot write {dest} in the convbook cache {cache_dir()}: {err.strerror or err}. "
-            "Free space there, or choose another folder with CONVBOOK_CACHE=/path/to/folder",
-        ) from err
+        raise CacheError(err.errno, f"cannot write {dest} in the convbook cache {cache_dir()}: "
+                         f"{err.strerror or err}. Free space there, or choose another folder "
+                         "with CONVBOOK_CACHE=/path/to/folder") from err
 
 
 def _copy_hashed(source: BinaryIO, out: BinaryIO, source_error: Callable[[str], Exception]) -> str:
@@ -186,10 +178,9 @@ def _unpack_verified(source: BinaryIO, dest: Path, md5: str, archive: Path, kind
     def write(out: BinaryIO) -> None:
         actual = _copy_hashed(source, out, unreadable)
         if actual != md5:
-            raise CorruptDatasetError(
-                f"{archive}: {dest.name} has MD5 {actual}, not the official {md5}; the file "
-                "is corrupt or not the official release"
-            )
+            raise CorruptDatasetError(f"{archive}: {dest.name} has MD5 {actual}, not the "
+                                      f"official {md5}; the file is corrupt or not the official "
+                                      "release")
     _cache_write(dest, write)
 
 
@@ -226,10 +217,9 @@ def _ready(name: str, folder: Path) -> bool:
     for path, md5 in files.items():
         actual = calculate_md5(path)
         if actual != md5:
-            raise CorruptDatasetError(
-                f"{path}: MD5 {actual} does not match the official {md5}; the file is "
-                "corrupt or not the official release. Delete it and load the dataset again."
-            )
+            raise CorruptDatasetError(f"{path}: MD5 {actual} does not match the official "
+                                      f"{md5}; the file is corrupt or not the official release. "
+                                      "Delete it and load the dataset again.")
     return True
 
 
@@ -245,36 +235,22 @@ def _archives(name: str, folder: Path) -> list[Path] | None:
     return None
 
 
-def _cache_ready(name: str, cache: Path) -> bool:
-    """Whether the cache already holds a good copy; a bad one is simply unpacked again."""
-    try:
-        return _ready(name, cache)
-    except CorruptDatasetError:
-        return False
-
-
 def _unpack_into_cache(name: str, archives: list[Path], cache: Path) -> Path:
     if name == "cifar10":
         _extract_cifar(archives[0], cache)
     else:
-        for gz in archives:
-            file = gz.name[: -len(".gz")]
+        for gz in archives:  # gz.stem: the file's name without .gz
             with gzip.open(gz, "rb") as source:
-                _unpack_verified(source, cache / _folder(name) / file, _IDX_MD5[name][file], gz,
-                                 "gzip file")
+                _unpack_verified(source, cache / _folder(name) / gz.stem, _IDX_MD5[name][gz.stem],
+                                 gz, "gzip file")
     return cache
 
 
 def _sources(name: str, root: str | Path | None) -> list[tuple[str, Path]]:
-    places = []
-    if root is not None:
-        places.append(("root argument", Path(root).expanduser()))
-    if os.environ.get("CONVBOOK_DATA"):
-        places.append(("$CONVBOOK_DATA", Path(os.environ["CONVBOOK_DATA"]).expanduser()))
-    if name == "fashion_mnist":
-        places.append(("Debian package", DEBIAN_FASHION_MNIST))
-    places.append(("cache", cache_dir()))
-    return places
+    places = [("root argument", root), ("$CONVBOOK_DATA", os.environ.get("CONVBOOK_DATA") or None),
+              ("Debian package", DEBIAN_FASHION_MNIST if name == "fashion_mnist" else None),
+              ("cache", cache_dir())]
+    return [(label, Path(folder).expanduser()) for label, folder in places if folder is not None]
 
 
 def locate(name: str, root: str | Path | None = None, download: bool | None = None,
@@ -290,8 +266,9 @@ def locate(name: str, root: str | Path | None = None, download: bool | None = No
             return folder
         archives = _archives(name, folder)
         if archives is not None:
-            if folder != cache and _cache_ready(name, cache):
-                return cache
+            with contextlib.suppress(CorruptDatasetError):  # a bad cached copy is unpacked again
+                if folder != cache and _ready(name, cache):
+                    return cache
             return _unpack_into_cache(name, archives, cache)
         expected = (f"{_CIFAR_DIR}/ or {datasets.CIFAR10.filename}" if name == "cifar10"
                     else f"{_folder(name)}/*-ubyte[.gz] or *-ubyte.gz")
@@ -308,19 +285,14 @@ def locate(name: str, root: str | Path | None = None, download: bool | None = No
 
 
 def _not_found_message(name: str, looked: list[str], download_error: str | None) -> str:
-    lines = [f"Dataset {name!r} not found. Looked in:"]
-    lines += [f"  - {place}" for place in looked]
-    lines.append("Fixes:")
+    lines = [f"Dataset {name!r} not found. Looked in:", *(f"  - {place}" for place in looked),
+             "Fixes:"]
     if name == "fashion_mnist":
         lines.append("  - install the Debian package: sudo apt-get install dataset-fashion-mnist")
-    lines.append(
-        "  - set CONVBOOK_DATA=/path/to/data, a folder holding torchvision's layout "
-        f"({_folder(name)}/...) or the original archives"
-    )
-    if download_error is None:
-        lines.append("  - allow downloading: pass download=True, or unset CONVBOOK_OFFLINE")
-    else:
-        lines.append(f"Downloading failed too:\n{download_error}")
+    lines.append("  - set CONVBOOK_DATA=/path/to/data, a folder holding torchvision's layout "
+                 f"({_folder(name)}/...) or the original archives")
+    lines.append("  - allow downloading: pass download=True, or unset CONVBOOK_OFFLINE"
+                 if download_error is None else f"Downloading failed too:\n{download_error}")
     return "\n".join(lines)
 
 
@@ -348,9 +320,8 @@ def download(url_list: list[str], dest: str | Path, md5: str) -> Path:
             return _cache_write(dest, lambda f: _fetch_verified(url, f, md5))
         except _MirrorError as err:
             failures.append(f"  - {url}: {err}")
-    raise DatasetNotFoundError(
-        f"could not download {dest.name}; every mirror failed:\n" + "\n".join(failures)
-    )
+    raise DatasetNotFoundError(f"could not download {dest.name}; every mirror failed:\n"
+                               + "\n".join(failures))
 
 
 class _MirrorError(Exception):

@@ -1,6 +1,5 @@
 """convbook.stats: 95 % intervals for accuracies measured on n examples, and for their
-differences (chapters 1 and 6–13), with Wilson's score interval, which stays in [0, 1].
-"""
+differences (chapters 1 and 6–13), with Wilson's score interval, which stays in [0, 1]."""
 from __future__ import annotations
 
 import math
@@ -10,10 +9,9 @@ from statistics import NormalDist
 import numpy as np
 import torch
 
-__all__ = [
-    "accuracy_interval", "format_interval", "difference_interval", "paired_difference_interval",
-    "compare_accuracies", "confusion_matrix", "per_class_accuracy",
-]
+__all__ = ["accuracy_interval", "format_interval", "difference_interval",
+           "paired_difference_interval", "compare_accuracies", "confusion_matrix",
+           "per_class_accuracy"]
 
 
 #: The two-sided 95 % standard-normal quantile, 1.96: every interval here is a 95 % one.
@@ -65,10 +63,8 @@ MIN_DISAGREEMENTS = 10
 def _correctness(values: Sequence[bool] | np.ndarray, name: str) -> np.ndarray:
     array = np.asarray(values)
     if array.dtype != np.bool_ or array.ndim != 1 or array.size == 0:
-        raise ValueError(
-            f"{name} must be a non-empty 1-D sequence of booleans (prediction == label per "
-            f"example), got dtype {array.dtype} and shape {array.shape}"
-        )
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of booleans (prediction == "
+                         f"label per example), got dtype {array.dtype} and shape {array.shape}")
     return array
 
 
@@ -91,10 +87,8 @@ def paired_difference_interval(correct_a: Sequence[bool] | np.ndarray,
     n = a.size
     only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
     if only_a + only_b < MIN_DISAGREEMENTS:
-        raise ValueError(
-            f"the two models disagree on only {only_a + only_b} of {n} examples; the paired "
-            f"interval needs at least {MIN_DISAGREEMENTS}"
-        )
+        raise ValueError(f"the two models disagree on only {only_a + only_b} of {n} examples; "
+                         f"the paired interval needs at least {MIN_DISAGREEMENTS}")
     difference = (only_a - only_b) / n
     half = Z * math.sqrt(only_a + only_b - (only_a - only_b) ** 2 / n) / n
     return difference - half, difference + half
