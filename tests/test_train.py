@@ -245,6 +245,41 @@ def test_scheduler_is_stepped_once_per_batch():
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 0.9**12)
 
 
+def schedule_trace(optimizer, schedule, steps, key):
+    """The learning rate and the momentum-like setting ``key`` at each of ``steps`` updates."""
+    rates, momenta = [], []
+    for _ in range(steps):
+        group = optimizer.param_groups[0]
+        rates.append(group["lr"])
+        momenta.append(group[key] if key == "momentum" else group[key][0])
+        optimizer.step()
+        schedule.step()
+    return rates, momenta
+
+
+@pytest.mark.parametrize("make, key", [
+    (lambda params: cb.train.one_cycle_sgd(params, 0.2, 100, nesterov=True), "momentum"),
+    (lambda params: cb.train.one_cycle_adamw(params, 0.2, 100), "betas"),
+])
+def test_one_cycle_peaks_at_lr_after_30_percent_and_cycles_momentum(make, key):
+    optimizer, schedule = make([nn.Parameter(torch.zeros(1))])
+    rates, momenta = schedule_trace(optimizer, schedule, 100, key)
+    peak = max(range(100), key=rates.__getitem__)
+    assert peak == 29 and rates[peak] == pytest.approx(0.2)
+    assert rates[0] == pytest.approx(0.2 / 25) and rates[-1] < 1e-5
+    assert momenta[0] == pytest.approx(0.95) and momenta[peak] == pytest.approx(0.85)
+    assert momenta[-1] == pytest.approx(0.95, abs=1e-3)
+
+
+def test_one_cycle_recipes_set_weight_decay_and_nesterov():
+    params = [nn.Parameter(torch.zeros(1))]
+    sgd, _ = cb.train.one_cycle_sgd(params, 0.1, 10)
+    assert (sgd.defaults["weight_decay"], sgd.defaults["nesterov"]) == (5e-4, False)
+    assert cb.train.one_cycle_sgd(params, 0.1, 10, nesterov=True)[0].defaults["nesterov"]
+    adamw, _ = cb.train.one_cycle_adamw(params, 0.01, 10)
+    assert isinstance(adamw, torch.optim.AdamW) and adamw.defaults["weight_decay"] == 0.05
+
+
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"epochs": 1}, ValueError, "pass an optimizer, or lr"),
     ({"epochs": 1, "lr": 0.1, "optimizer": "sgd"}, ValueError, "not both"),
