@@ -57,9 +57,11 @@ def _annotate_cells(ax: Axes, values: torch.Tensor, labels: Sequence[str],
 
 
 def _shading(values: torch.Tensor, signed: bool, default: str) -> dict:
-    """``imshow`` colours: ``default``, or with ``signed`` ``RdBu_r`` centred on 0."""
+    """``imshow`` colours: ``default`` from 0 (values that are never negative start at the
+    lightest shade), or with ``signed`` ``RdBu_r`` centred on 0."""
     if not signed:
-        return {"cmap": default}
+        return {"cmap": default, "vmin": min(values.min().item(), 0.0),
+                "vmax": values.max().item()}
     limit = values.abs().max().item() or 1.0
     return {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit}
 

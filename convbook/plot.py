@@ -71,18 +71,23 @@ def show_images(images, labels=None, *, class_names: Sequence[str] | None = None
     return fig
 
 
-def show_feature_maps(maps, title: str | None = None, *, signed: bool = False) -> Figure:
-    """One example's ``(C, H, W)`` activations side by side, each map on its own colour scale
-    (``signed``: centred on 0), chapters 2 and 7."""
+def show_feature_maps(maps, title: str | None = None, *, signed: bool = False,
+                      shared: bool = False) -> Figure:
+    """One example's ``(C, H, W)`` activations side by side, each map on its own colour scale,
+    or with ``shared`` all on one scale with a colour bar, so that maps compare (``signed``:
+    centred on 0), chapters 2 and 7."""
     values = _as_tensor(maps, "maps", 3, "(C, H, W); for a batch pass maps[0]")
     channels = values.shape[0]
     fig, axes = _grid(channels, 8, cell=1.3, row_height=1.2)
     for index, ax in enumerate(axes):
-        ax.imshow(values[index].numpy(), **_shading(values[index], signed, "viridis"))
+        shading = _shading(values if shared else values[index], signed, "viridis")
+        image = ax.imshow(values[index].numpy(), **shading)
         ax.set_title(f"channel {index}", fontsize=9)
         ax.axis("off")
     fig.suptitle(title or f"{channels} feature maps")
     fig.tight_layout()
+    if shared:
+        fig.colorbar(image, ax=axes, shrink=0.8, label="activation")
     return fig
 
 

@@ -82,6 +82,22 @@ def test_signed_shading_is_centred_on_zero_with_red_positive():
     assert plot.show_matrix(values).axes[0].images[0].get_cmap().name == "Greys"
 
 
+def test_unsigned_shading_starts_at_zero_so_white_means_zero():
+    counts = plot.show_matrix(torch.tensor([[1.0, 4.0], [6.0, 9.0]])).axes[0].images[0]
+    assert counts.get_clim() == (0.0, 9.0)
+    assert plot.show_matrix(torch.tensor([[-1.0, 2.0]])).axes[0].images[0].get_clim() == (-1.0, 2.0)
+
+
+def test_shared_feature_maps_use_one_scale_and_a_colour_bar():
+    maps = torch.stack([torch.full((4, 4), 0.5), torch.arange(16.0).view(4, 4)])
+    own = plot.show_feature_maps(maps)
+    assert [ax.images[0].get_clim() for ax in own.axes] == [(0.0, 0.5), (0.0, 15.0)]
+    shared = plot.show_feature_maps(maps, shared=True)
+    panels, bar = shared.axes[:2], shared.axes[2:]
+    assert [ax.images[0].get_clim() for ax in panels] == [(0.0, 15.0)] * 2
+    assert len(bar) == 1 and bar[0].get_ylabel() == "activation"
+
+
 @pytest.mark.parametrize("bad", [torch.rand(3), torch.rand(2, 3, 3)])
 def test_show_matrix_rejects_non_matrices(bad):
     with pytest.raises(ValueError, match=r"X must be 2-D.*got shape"):
