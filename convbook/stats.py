@@ -56,7 +56,8 @@ def difference_interval(acc_a: float, n_a: int, acc_b: float, n_b: int) -> tuple
             diff + math.hypot(high_a - acc_a, acc_b - low_b))
 
 
-#: Fewer disagreements than this and the paired normal interval is too narrow to trust.
+#: Fewer disagreements than this and the paired normal (Wald) interval is too narrow to
+#: trust; ``paired_difference_interval`` then adds 1/2 to each cell of the 2×2 table.
 MIN_DISAGREEMENTS = 10
 
 
@@ -71,7 +72,11 @@ def _correctness(values: Sequence[bool] | np.ndarray, name: str) -> np.ndarray:
 def paired_difference_interval(correct_a: Sequence[bool] | np.ndarray,
                                correct_b: Sequence[bool] | np.ndarray) -> tuple[float, float]:
     """Interval ``(low, high)`` for ``acc_a - acc_b`` scored on the same examples, from the
-    examples only one model gets right (the Wald interval behind McNemar's test).
+    examples only one model gets right (the Wald interval behind McNemar's test). Two
+    networks that disagree on fewer than ``MIN_DISAGREEMENTS`` examples get Agresti and
+    Min's adjusted interval instead (1/2 added to each cell of the 2×2 table): its coverage
+    stays near 95 % with a handful of disagreements, and it exists with none, so that a
+    reader's run never stops here.
 
     ``correct_a[i]`` says whether model A got example ``i`` right (``predictions == labels``).
 
@@ -87,8 +92,7 @@ def paired_difference_interval(correct_a: Sequence[bool] | np.ndarray,
     n = a.size
     only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
     if only_a + only_b < MIN_DISAGREEMENTS:
-        raise ValueError(f"the two models disagree on only {only_a + only_b} of {n} examples; "
-                         f"the paired interval needs at least {MIN_DISAGREEMENTS}")
+        only_a, only_b, n = only_a + 0.5, only_b + 0.5, n + 2
     difference = (only_a - only_b) / n
     half = Z * math.sqrt(only_a + only_b - (only_a - only_b) ** 2 / n) / n
     return difference - half, difference + half

@@ -1,6 +1,8 @@
 """convbook.stats: Wilson and Newcombe intervals against published values and by simulation."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -115,7 +117,6 @@ def test_paired_interval_covers_the_true_difference_about_95_percent_of_the_time
     ([1, 0, 1], [1, 1, 1], "must be a non-empty 1-D sequence of booleans"),
     ([True, False], [True], "must score the same examples"),
     ([], [], "non-empty"),
-    ([True] * 20 + [False] * 5, [True] * 25, "disagree on only 5 of 25 examples"),
 ])
 def test_paired_interval_refuses_bad_input(a, b, message):
     with pytest.raises(ValueError, match=message):
@@ -162,3 +163,25 @@ def test_per_class_accuracy_rejects_a_class_without_examples():
 def test_a_rounded_accuracy_gives_the_interval_of_its_count():
     exact = cb.stats.accuracy_interval(5490 / 6000, 6000)
     assert cb.stats.accuracy_interval(0.91504, 6000) == exact  # 5490.24 examples: 5490
+
+
+def test_few_disagreements_get_the_adjusted_interval_that_keeps_its_coverage():
+    same = [True] * 50 + [False] * 50
+    low, high = cb.stats.paired_difference_interval(same, same)
+    assert low < 0 < high and high == pytest.approx(-low)  # no disagreement: centred on 0
+    half = 1.96 * math.sqrt(1) / 102  # 1/2 in each discordant cell, n + 2 examples
+    assert high == pytest.approx(half, rel=1e-3)
+    a = [True] * 8 + [True] * 992
+    b = [False] * 8 + [True] * 992
+    low, high = cb.stats.paired_difference_interval(a, b)
+    assert low == pytest.approx(8 / 1002 - 1.96 * math.sqrt(9 - 64 / 1002) / 1002, rel=1e-3)
+    rng = np.random.default_rng(0)
+    for right_a, right_b, truth in [  # about 5 disagreements in 1,000: one-sided, balanced
+            (lambda u: u < 0.805, lambda u: u < 0.800, 0.005),
+            (lambda u: u < 0.8, lambda u: (u < 0.797) | ((u >= 0.8) & (u < 0.802)), 0.001)]:
+        covered, runs = 0, 2000
+        for _ in range(runs):
+            u = rng.random(1000)
+            low, high = cb.stats.paired_difference_interval(right_a(u), right_b(u))
+            covered += low <= truth <= high
+        assert covered / runs > 0.94
