@@ -44,10 +44,11 @@ def _format_number(value: float) -> str:
 
 def _annotate_cells(ax: Axes, values: torch.Tensor, labels: Sequence[str],
                     signed: bool = False) -> None:
-    """Write ``labels`` (row-major) into the cells of an ``imshow``, legible on any shade."""
+    """Write ``labels`` (row-major) into the cells of an ``imshow``, legible on any shade:
+    white beyond the middle of the colour scale, which starts at 0 as ``_shading``'s does."""
     if signed:  # the diverging map is dark at both ends
         values = values.abs()
-    low, high = values.min().item(), values.max().item()
+    low, high = min(values.min().item(), 0.0), values.max().item()
     middle = (low + high) / 2
     h, w = values.shape
     for (i, j), text in zip(((i, j) for i in range(h) for j in range(w)), labels):

@@ -20,8 +20,8 @@ from .opfigures import (animate_corr2d, show_conv1x1, show_conv_volume, show_cor
                         show_pool2d_steps)
 
 __all__ = [
-    "show_matrix", "show_images", "show_feature_maps", "show_kernels", "plot_history",
-    "plot_confusion_matrix", "plot_architecture", "show_channel_stats", "show_attribution",
+    "show_matrix", "show_images", "show_feature_maps", "show_panels", "show_kernels",
+    "plot_history", "plot_one_cycle", "plot_confusion_matrix", "plot_architecture", "show_channel_stats", "show_attribution",
     # the step-through figures of chapters 2-5, drawn by convbook.opfigures
     "animate_corr2d", "show_conv1x1", "show_conv_volume", "show_corr2d_multi_in",
     "show_corr2d_multi_out", "show_corr2d_steps", "show_pool2d_backward", "show_pool2d_steps",
@@ -88,6 +88,26 @@ def show_feature_maps(maps, title: str | None = None, *, signed: bool = False,
     fig.tight_layout()
     if shared:
         fig.colorbar(image, ax=axes, shrink=0.8, label="activation")
+    return fig
+
+
+def show_panels(panels: Mapping[str, object], title: str, *,
+                signed: Sequence[str] = ()) -> Figure:
+    """Named 2-D tensors side by side, each on its own scale: grey from white at 0 for values
+    that are never negative (pixels, counts), red/blue centred on 0 for the panels named in
+    ``signed`` (chapter 2's shifted image and edge maps)."""
+    unknown = sorted(set(signed) - set(panels))
+    if unknown:
+        raise ValueError(f"signed names panels that do not exist: {unknown}; "
+                         f"the panels are {list(panels)}")
+    fig, axes = _grid(len(panels), len(panels), cell=2.2, row_height=1.1)
+    for ax, (name, values) in zip(axes, panels.items()):
+        values = _as_tensor(values, f"panel {name!r}", 2, "(rows, columns)")
+        ax.imshow(values.numpy(), **_shading(values, name in signed, "Greys"))
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
     return fig
 
 
@@ -166,12 +186,35 @@ def plot_confusion_matrix(cm, class_names: Sequence[str], title: str | None = No
     labels = [str(int(v)) if integers else f"{v:.2f}" for v in counts.flatten().tolist()]
     fig, axes = _subplots(1, 1, 1.6 + 0.62 * k, 1.4 + 0.55 * k)
     ax = axes[0, 0]
-    image = ax.imshow(counts.numpy(), cmap="Blues")
+    image = ax.imshow(counts.numpy(), **_shading(counts, False, "Blues"))
     _annotate_cells(ax, counts, labels)
     ax.set_xticks(range(k), class_names, rotation=45, ha="right", rotation_mode="anchor")
     ax.set_yticks(range(k), class_names)
     ax.set(xlabel="predicted class", ylabel="true class", title=title or "Confusion matrix")
     fig.colorbar(image, ax=ax, label="examples" if integers else "fraction")
+    fig.tight_layout()
+    return fig
+
+
+SCHEDULE_LABELS = {"lr": "learning rate", "momentum": "momentum", "beta1": "Adam's β₁"}
+
+
+def plot_one_cycle(trace: pd.DataFrame, title: str, *,
+                   steps_per_epoch: int | None = None) -> Figure:
+    """The learning rate and the momentum (or Adam's beta1) of
+    ``convbook.train.trace_one_cycle`` side by side, against the step or, given
+    ``steps_per_epoch``, the epoch (chapters 7, 9, 11)."""
+    if not isinstance(trace, pd.DataFrame) or trace.empty or "lr" not in trace:
+        raise ValueError("trace must be trace_one_cycle's DataFrame: rows and an lr column")
+    x = trace.index if steps_per_epoch is None else trace.index / steps_per_epoch
+    fig, axes = _subplots(1, len(trace.columns), 8.5, 3)
+    for ax, column in zip(axes.flat, trace.columns):
+        label = SCHEDULE_LABELS.get(column, column)
+        ax.plot(x, trace[column])
+        ax.set(xlabel="step (batch)" if steps_per_epoch is None else "epoch", ylabel=label,
+               title=label)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 

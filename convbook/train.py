@@ -1,14 +1,15 @@
-"""convbook.train: ``fit``, ``evaluate``, ``predict``, checkpoints (chapter 6) and the one-cycle
-recipes (chapters 7-13); ``fit`` reads its running sums back from the device once per epoch,
+"""convbook.train: ``fit``, ``evaluate``, ``predict``, checkpoints (chapter 6), the one-cycle
+recipes (chapters 7-13) and batch norm's re-estimated averages (chapters 8, 9, 11); ``fit`` reads its running sums back from the device once per epoch,
 not every batch (speed.md)."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import platform
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,22 @@ def one_cycle_adamw(parameters: Iterable[nn.Parameter], lr: float,
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.05)
     schedule = OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps)
     return optimizer, schedule
+
+
+def trace_one_cycle(recipe: Callable[..., tuple[torch.optim.Optimizer, OneCycleLR]],
+                    lr: float, total_steps: int, **options: Any) -> pd.DataFrame:
+    """What ``recipe`` (:func:`one_cycle_sgd` or :func:`one_cycle_adamw`) sets before each of
+    ``total_steps`` updates: columns ``lr`` and ``momentum`` (SGD) or ``beta1`` (Adam), one
+    row per step. Read off a throwaway optimiser on one dummy weight (chapters 7, 9, 11)."""
+    optimizer, schedule = recipe([nn.Parameter(torch.zeros(1))], lr, total_steps, **options)
+    group = optimizer.param_groups[0]
+    rows = []
+    for _ in range(total_steps):
+        rows.append((group["lr"], group["betas"][0] if "betas" in group else group["momentum"]))
+        optimizer.step()
+        schedule.step()
+    columns = ["lr", "beta1" if "betas" in group else "momentum"]
+    return pd.DataFrame(rows, columns=columns).rename_axis("step")
 
 
 def last_history() -> pd.DataFrame:
@@ -247,6 +264,33 @@ def _plain_metadata(value: Any, name: str) -> Any:
             "str, tensors, or lists/dicts of them (an array: .tolist())"
         )
     return value
+
+
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def reestimate_running_statistics(model: nn.Module, images: Tensor, *,
+                                  batch_size: int = 2000) -> nn.Module:
+    """A copy of ``model`` whose batch norm running averages are recomputed in one pass over
+    ``images`` with its final weights, as a plain average (``momentum=None``) instead of an
+    exponential one; only the batch norm layers run in training mode, so dropout stays off.
+    Chapter 8's test of stale averages, reused in chapters 9 and 11."""
+    fresh = copy.deepcopy(model).eval()
+    norms = [layer for layer in fresh.modules() if isinstance(layer, BATCH_NORMS)]
+    if not norms:
+        raise ValueError(f"{type(model).__name__} has no batch norm layer: there are no "
+                         f"running averages to re-estimate")
+    if len(images) == 0:
+        raise ValueError("images is empty: the averages need at least one batch")
+    for layer in norms:
+        layer.reset_running_stats()
+        layer.momentum = None  # a cumulative average over the pass, not exponential
+        layer.train()
+    device = model_device(fresh)
+    with torch.no_grad():
+        for batch in images.split(batch_size):
+            fresh(batch.to(device))
+    return fresh.eval()
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, **metadata: Any) -> Path:

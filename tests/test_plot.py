@@ -32,6 +32,10 @@ EVERY_PLOT = {
     "show_images": lambda: plot.show_images(torch.rand(20, 1, 28, 28), torch.zeros(20).long()),
     "show_feature_maps": lambda: plot.show_feature_maps(torch.rand(16, 10, 10)),
     "show_kernels": lambda: plot.show_kernels(torch.randn(4, 6, 5, 5)),
+    "show_panels": lambda: plot.show_panels({"a": torch.rand(5, 5), "b": torch.randn(5, 5)},
+                                            "two panels", signed=["b"]),
+    "plot_one_cycle": lambda: plot.plot_one_cycle(
+        pd.DataFrame({"lr": [0.1, 0.2, 0.1], "momentum": [0.95, 0.85, 0.95]}), "schedule"),
     "plot_history": lambda: plot.plot_history(_history()),
     "plot_confusion_matrix": lambda: plot.plot_confusion_matrix(
         torch.randint(0, 500, (10, 10)), [f"class {i}" for i in range(10)]),
@@ -196,6 +200,41 @@ def test_plot_history_names_what_each_curve_measures_in_one_legend_below_the_pan
         "train (running mean over the epoch)", "validation (end of the epoch)"]
     relabelled = plot.plot_history(_history(with_val=False), train_label="train (augmented)")
     assert [t.get_text() for t in relabelled.legends[0].get_texts()] == ["train (augmented)"]
+
+
+def test_label_colour_switches_at_the_middle_of_the_scale_that_starts_at_zero():
+    counts = plot.show_matrix(torch.tensor([[4.0, 6.0, 9.0]]))
+    assert [t.get_color() for t in counts.axes[0].texts] == ["black", "white", "white"]
+    cm = plot.plot_confusion_matrix(torch.tensor([[6, 4], [1, 9]]), NAMES[:2])
+    assert cm.axes[0].images[0].get_clim() == (0.0, 9.0)
+    assert [t.get_color() for t in cm.axes[0].texts] == ["white", "black", "black", "white"]
+
+
+def test_show_panels_shades_each_named_panel_by_its_kind():
+    image, edges = torch.tensor([[0.0, 0.5], [1.0, 0.25]]), torch.tensor([[-3.0, 1.0]])
+    fig = plot.show_panels({"image": image, "edges": edges}, "image and edges",
+                           signed=["edges"])
+    grey, signed = (ax.images[0] for ax in fig.axes)
+    assert _titles(fig) == ["image", "edges"] and fig.get_suptitle() == "image and edges"
+    assert grey.get_cmap().name == "Greys" and grey.get_clim() == (0.0, 1.0)
+    assert signed.get_cmap().name == "RdBu_r" and signed.get_clim() == (-3.0, 3.0)
+    with pytest.raises(ValueError, match=r"do not exist: \['edge'\]"):
+        plot.show_panels({"edges": edges}, "t", signed=["edge"])
+    with pytest.raises(ValueError, match="panel 'image' must be 2-D"):
+        plot.show_panels({"image": torch.rand(1, 2, 2)}, "t")
+
+
+def test_plot_one_cycle_draws_each_traced_setting_against_step_or_epoch():
+    trace = pd.DataFrame({"lr": [0.008, 0.2, 0.1, 1e-6], "beta1": [0.95, 0.85, 0.9, 0.95]})
+    fig = plot.plot_one_cycle(trace, "AdamW", steps_per_epoch=2)
+    assert _titles(fig) == ["learning rate", "Adam's β₁"]
+    lines = [ax.lines[0] for ax in fig.axes]
+    assert list(lines[0].get_xdata()) == [0.0, 0.5, 1.0, 1.5]
+    assert list(lines[1].get_ydata()) == [0.95, 0.85, 0.9, 0.95]
+    assert fig.axes[0].get_xlabel() == "epoch"
+    assert plot.plot_one_cycle(trace, "t").axes[0].get_xlabel() == "step (batch)"
+    with pytest.raises(ValueError, match="trace_one_cycle's DataFrame"):
+        plot.plot_one_cycle(trace.drop(columns="lr"), "t")
 
 
 def test_plot_history_rejects_what_fit_does_not_return():

@@ -245,30 +245,19 @@ def test_scheduler_is_stepped_once_per_batch():
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 0.9**12)
 
 
-def schedule_trace(optimizer, schedule, steps, key):
-    """The learning rate and the momentum-like setting ``key`` at each of ``steps`` updates."""
-    rates, momenta = [], []
-    for _ in range(steps):
-        group = optimizer.param_groups[0]
-        rates.append(group["lr"])
-        momenta.append(group[key] if key == "momentum" else group[key][0])
-        optimizer.step()
-        schedule.step()
-    return rates, momenta
-
-
-@pytest.mark.parametrize("make, key", [
-    (lambda params: cb.train.one_cycle_sgd(params, 0.2, 100, nesterov=True), "momentum"),
-    (lambda params: cb.train.one_cycle_adamw(params, 0.2, 100), "betas"),
+@pytest.mark.parametrize("recipe, options, key", [
+    (cb.train.one_cycle_sgd, {"nesterov": True}, "momentum"),
+    (cb.train.one_cycle_adamw, {}, "beta1"),
 ])
-def test_one_cycle_peaks_at_lr_after_30_percent_and_cycles_momentum(make, key):
-    optimizer, schedule = make([nn.Parameter(torch.zeros(1))])
-    rates, momenta = schedule_trace(optimizer, schedule, 100, key)
-    peak = max(range(100), key=rates.__getitem__)
+def test_one_cycle_peaks_at_lr_after_30_percent_and_cycles_momentum(recipe, options, key):
+    trace = cb.train.trace_one_cycle(recipe, 0.2, 100, **options)
+    assert list(trace.columns) == ["lr", key] and len(trace) == 100
+    rates, momenta = trace["lr"], trace[key]
+    peak = rates.idxmax()
     assert peak == 29 and rates[peak] == pytest.approx(0.2)
-    assert rates[0] == pytest.approx(0.2 / 25) and rates[-1] < 1e-5
+    assert rates[0] == pytest.approx(0.2 / 25) and rates.iloc[-1] < 1e-5
     assert momenta[0] == pytest.approx(0.95) and momenta[peak] == pytest.approx(0.85)
-    assert momenta[-1] == pytest.approx(0.95, abs=1e-3)
+    assert momenta.iloc[-1] == pytest.approx(0.95, abs=1e-3)
 
 
 def test_one_cycle_recipes_set_weight_decay_and_nesterov():
@@ -450,3 +439,25 @@ def test_keyboard_interrupt_keeps_the_finished_epochs():
     with pytest.raises(KeyboardInterrupt):
         fit(tiny_net(), train, epochs=5, lr=0.1, loss_fn=InterruptAt(15), device="cpu")
     assert cb.train.last_history()["epoch"].tolist() == [1, 2]
+
+
+def test_reestimated_averages_are_the_plain_mean_and_variance_of_the_images():
+    model = nn.Sequential(nn.BatchNorm2d(3), nn.Dropout(0.5), nn.Flatten(), nn.Linear(48, 2))
+    model[0].running_mean.fill_(7.0)  # stale averages, as training could leave them
+    images = torch.randn(10, 3, 4, 4) * 2 + 1
+    ran_in_training_mode = []
+    model[1].register_forward_hook(lambda m, i, o: ran_in_training_mode.append(m.training))
+    fresh = cb.train.reestimate_running_statistics(model, images, batch_size=10)
+    torch.testing.assert_close(fresh[0].running_mean, images.mean(dim=(0, 2, 3)))
+    torch.testing.assert_close(fresh[0].running_var, images.var(dim=(0, 2, 3)))
+    assert ran_in_training_mode == [False] and not fresh.training  # dropout stayed off
+    assert model[0].running_mean.eq(7.0).all()  # the model itself is untouched
+    halves = cb.train.reestimate_running_statistics(model, images, batch_size=5)
+    torch.testing.assert_close(halves[0].running_mean, images.mean(dim=(0, 2, 3)))
+
+
+def test_reestimating_without_batch_norm_or_images_is_an_error():
+    with pytest.raises(ValueError, match="Linear has no batch norm layer"):
+        cb.train.reestimate_running_statistics(nn.Linear(2, 2), torch.randn(4, 2))
+    with pytest.raises(ValueError, match="images is empty"):
+        cb.train.reestimate_running_statistics(nn.BatchNorm1d(2), torch.randn(0, 2))
