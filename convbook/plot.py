@@ -21,7 +21,8 @@ from .opfigures import (animate_corr2d, show_conv1x1, show_conv_volume, show_cor
 
 __all__ = [
     "show_matrix", "show_images", "show_feature_maps", "show_panels", "show_kernels",
-    "plot_history", "plot_one_cycle", "plot_confusion_matrix", "plot_architecture", "show_channel_stats", "show_attribution",
+    "plot_history", "plot_one_cycle", "plot_confusion_matrix", "plot_architecture",
+    "show_channel_stats", "show_attribution",
     # the step-through figures of chapters 2-5, drawn by convbook.opfigures
     "animate_corr2d", "show_conv1x1", "show_conv_volume", "show_corr2d_multi_in",
     "show_corr2d_multi_out", "show_corr2d_steps", "show_pool2d_backward", "show_pool2d_steps",

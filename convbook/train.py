@@ -1,6 +1,6 @@
 """convbook.train: ``fit``, ``evaluate``, ``predict``, checkpoints (chapter 6), the one-cycle
-recipes (chapters 7-13) and batch norm's re-estimated averages (chapters 8, 9, 11); ``fit`` reads its running sums back from the device once per epoch,
-not every batch (speed.md)."""
+recipes (chapters 7-13) and batch norm's re-estimated averages (chapters 8, 9, 11); ``fit``
+reads its running sums back from the device once per epoch, not every batch (speed.md)."""
 from __future__ import annotations
 
 import contextlib
@@ -112,13 +112,13 @@ def trace_one_cycle(recipe: Callable[..., tuple[torch.optim.Optimizer, OneCycleL
     row per step. Read off a throwaway optimiser on one dummy weight (chapters 7, 9, 11)."""
     optimizer, schedule = recipe([nn.Parameter(torch.zeros(1))], lr, total_steps, **options)
     group = optimizer.param_groups[0]
+    adam = "betas" in group  # Adam's beta1 plays the part of SGD's momentum
     rows = []
     for _ in range(total_steps):
-        rows.append((group["lr"], group["betas"][0] if "betas" in group else group["momentum"]))
+        rows.append((group["lr"], group["betas"][0] if adam else group["momentum"]))
         optimizer.step()
         schedule.step()
-    columns = ["lr", "beta1" if "betas" in group else "momentum"]
-    return pd.DataFrame(rows, columns=columns).rename_axis("step")
+    return pd.DataFrame(rows, columns=["lr", "beta1" if adam else "momentum"]).rename_axis("step")
 
 
 def last_history() -> pd.DataFrame:
