@@ -21,7 +21,7 @@ from .opfigures import (animate_corr2d, show_conv1x1, show_conv_volume, show_cor
 
 __all__ = [
     "show_matrix", "show_images", "show_feature_maps", "show_panels", "show_kernels",
-    "plot_history", "plot_one_cycle", "plot_confusion_matrix", "plot_architecture",
+    "plot_history", "compare_histories", "plot_one_cycle", "plot_confusion_matrix", "plot_architecture",
     "show_channel_stats", "show_attribution",
     # the step-through figures of chapters 2-5, drawn by convbook.opfigures
     "animate_corr2d", "show_conv1x1", "show_conv_volume", "show_corr2d_multi_in",
@@ -170,6 +170,36 @@ def plot_history(history: pd.DataFrame, title: str | None = None, *,
     fig.legend(handles, labels, loc="lower center", ncol=len(handles), fontsize=8)
     fig.suptitle(title or "Training history")
     fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+METRIC_LABELS = {"train_loss": "training loss", "train_acc": "training accuracy",
+                 "val_loss": "validation loss", "val_acc": "validation accuracy"}
+
+
+def compare_histories(histories: Mapping[str, pd.DataFrame], title: str, *,
+                      metric: str = "val_acc") -> Figure:
+    """One ``metric`` of several ``convbook.train.fit`` histories on one shared axis, a line
+    per named run, so that runs compare epoch by epoch at a glance (chapter 7's ablation)."""
+    if not histories:
+        raise ValueError("histories is empty: pass at least one named run")
+    for name, history in histories.items():
+        if not isinstance(history, pd.DataFrame) or history.empty:
+            raise ValueError(f"history {name!r} must be fit's DataFrame with rows")
+        if "epoch" not in history or metric not in history:
+            raise ValueError(f"history {name!r} needs the columns epoch and {metric}, "
+                             f"has {list(history.columns)}")
+    fig, axes = _subplots(1, 1, 8.5, 3.6)
+    ax = axes[0, 0]
+    for name, history in histories.items():
+        ax.plot(history["epoch"], history[metric], marker="o", label=name)
+    label = METRIC_LABELS.get(metric, metric)
+    ax.set(xlabel="epoch", ylabel=label, title=label)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
     return fig
 
 

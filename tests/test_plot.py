@@ -37,6 +37,8 @@ EVERY_PLOT = {
     "plot_one_cycle": lambda: plot.plot_one_cycle(
         pd.DataFrame({"lr": [0.1, 0.2, 0.1], "momentum": [0.95, 0.85, 0.95]}), "schedule"),
     "plot_history": lambda: plot.plot_history(_history()),
+    "compare_histories": lambda: plot.compare_histories({"a": _history(), "b": _history()},
+                                                        "two runs"),
     "plot_confusion_matrix": lambda: plot.plot_confusion_matrix(
         torch.randint(0, 500, (10, 10)), [f"class {i}" for i in range(10)]),
     "plot_architecture": lambda: plot.plot_architecture(models.LeNet(), (1, 1, 28, 28)),
@@ -235,6 +237,30 @@ def test_plot_one_cycle_draws_each_traced_setting_against_step_or_epoch():
     assert plot.plot_one_cycle(trace, "t").axes[0].get_xlabel() == "step (batch)"
     with pytest.raises(ValueError, match="trace_one_cycle's DataFrame"):
         plot.plot_one_cycle(trace.drop(columns="lr"), "t")
+
+
+def test_compare_histories_draws_one_metric_per_named_run_on_one_axis():
+    slow = _history()
+    fast = _history().assign(val_acc=[0.8, 0.85, 0.9], val_loss=[0.5, 0.4, 0.3])
+    fig = plot.compare_histories({"slow": slow, "fast": fast}, "two runs")
+    (ax,) = fig.axes
+    assert [line.get_label() for line in ax.lines] == ["slow", "fast"]
+    assert [list(line.get_ydata()) for line in ax.lines] == [[0.65, 0.7, 0.75],
+                                                              [0.8, 0.85, 0.9]]
+    assert list(ax.lines[0].get_xdata()) == [1, 2, 3]
+    assert (ax.get_title(), ax.get_ylabel()) == ("validation accuracy", "validation accuracy")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["slow", "fast"]
+    losses = plot.compare_histories({"fast": fast}, "loss", metric="val_loss")
+    assert list(losses.axes[0].lines[0].get_ydata()) == [0.5, 0.4, 0.3]
+
+
+def test_compare_histories_rejects_what_it_cannot_draw():
+    with pytest.raises(ValueError, match="histories is empty"):
+        plot.compare_histories({}, "none")
+    with pytest.raises(ValueError, match=r"'bare' needs the columns epoch and val_acc"):
+        plot.compare_histories({"bare": _history(with_val=False)}, "t")
+    with pytest.raises(ValueError, match="'empty' must be fit's DataFrame"):
+        plot.compare_histories({"empty": _history().iloc[:0]}, "t")
 
 
 def test_plot_history_rejects_what_fit_does_not_return():
